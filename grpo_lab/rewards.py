@@ -1,0 +1,117 @@
+"""Answer extraction and reward functions (pure functions, no torch).
+
+GRPOTrainer calls a reward function with the batch's completions and, as keyword arguments, every
+other dataset column for the same rows: ``answer[i]`` and ``task_type[i]`` belong to
+``completions[i]``. So no prompt-to-answer lookup or batch-index bookkeeping is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_LEADING_INT = re.compile(r"-?\d+")
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+REWARDS = ("binary", "partial")
+
+
+def extract_answer(completion: str, task_type: str = "arithmetic") -> str | None:
+    """The answer a completion gives, normalised, or None when it gives none.
+
+    Numeric tasks: the integer at the start of the stripped completion (``-0`` -> ``0``,
+    ``12abc`` -> ``12``), else the first whitespace-separated token. Comparison: the first
+    ``yes`` or ``no`` as a word, lower-cased.
+    """
+    text = completion.strip()
+    if task_type == "comparison":
+        m = _YES_NO.search(text)
+        return m.group(1).lower() if m else None
+    m = _LEADING_INT.match(text)
+    if m:
+        return str(int(m.group()))
+    tokens = text.split()
+    return tokens[0] if tokens else None
+
+
+def answer_complete(text: str, task_type: str = "arithmetic") -> bool:
+    """True once no continuation of ``text`` can change what ``extract_answer`` returns.
+
+    Evaluation stops generating a row as soon as this holds, so it must never fire early:
+    a leading integer is complete when a non-digit follows it; a fallback token when
+    whitespace follows it; a yes/no when a non-word character follows it.
+    """
+    if task_type == "comparison":
+        m = _YES_NO.search(text)
+        return bool(m) and m.end() < len(text)  # the regex's \b already saw a non-word character there
+    body = text.lstrip()
+    if not body:
+        return False
+    m = _LEADING_INT.match(body)
+    if m:
+        return m.end() < len(body)
+    return any(c.isspace() for c in body)  # the fallback token ends at whitespace
+
+
+def as_int(text: str | None) -> int | None:
+    if text is None or not _LEADING_INT.fullmatch(text):
+        return None
+    return int(text)
+
+
+def is_correct(completion: str, answer: str, task_type: str = "arithmetic") -> bool:
+    return extract_answer(completion, task_type) == answer
+
+
+def binary_score(completion: str, answer: str, task_type: str = "arithmetic") -> float:
+    """The seed's reward: +1 for the right answer, -1 otherwise."""
+    return 1.0 if is_correct(completion, answer, task_type) else -1.0
+
+
+def partial_score(completion: str, answer: str, task_type: str = "arithmetic") -> float:
+    """Graded credit: +1 correct, +0.5 off by 1, +0.25 off by 2-5, -0.5 a wrong answer, -1 no answer.
+
+    For yes/no questions there is no distance: a wrong yes/no is -0.5, no yes/no at all -1.
+    """
+    given = extract_answer(completion, task_type)
+    if given == answer:
+        return 1.0
+    if task_type == "comparison":
+        return -1.0 if given is None else -0.5
+    got, want = as_int(given), as_int(answer)
+    if got is None or want is None:
+        return -1.0
+    distance = abs(got - want)
+    if distance == 1:
+        return 0.5
+    if distance <= 5:
+        return 0.25
+    return -0.5
+
+
+def _completion_text(completion) -> str:
+    # Conversational datasets give a list of messages per completion; plain prompts give a string.
+    if isinstance(completion, list):
+        return completion[-1]["content"] if completion else ""
+    return completion
+
+
+def _reward_func(score: Callable[[str, str, str], float], name: str):
+    def reward(completions, answer, task_type=None, **_):
+        task_types = task_type or ["arithmetic"] * len(completions)
+        return [score(_completion_text(c), a, t) for c, a, t in zip(completions, answer, task_types, strict=True)]
+
+    reward.__name__ = name  # TRL names the logged metric after the function: rewards/<name>/mean
+    return reward
+
+
+binary_reward = _reward_func(binary_score, "binary_reward")
+partial_reward = _reward_func(partial_score, "partial_reward")
+
+
+def reward_function(name: str):
+    return {"binary": binary_reward, "partial": partial_reward}[name]
+
+
+def score_function(name: str) -> Callable[[str, str, str], float]:
+    return {"binary": binary_score, "partial": partial_score}[name]

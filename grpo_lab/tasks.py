@@ -1,0 +1,214 @@
+"""Task datasets: arithmetic, small_numbers and mixed (arithmetic + counting + comparison).
+
+Every problem is a row with the columns GRPOTrainer passes through to the reward functions:
+``prompt``, ``answer`` (the expected answer as a string), ``task_type`` and ``operation``.
+Problems are drawn without replacement from the space the ranges allow, so a dataset never
+holds the same problem twice, and the same seed always gives the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+DATASET_TYPES = ("arithmetic", "mixed", "small_numbers")
+OPS = ("+", "-", "*")
+SMALL_NUMBERS_RANGE = (0, 10)
+COUNT_WORDS = (
+    "apple", "cat", "dog", "tree", "blue", "sun", "moon", "book", "fish", "bird",
+    "car", "red", "star", "milk", "rain", "door", "hat", "cup", "pen", "box",
+)  # fmt: skip
+COUNT_RANGE = (1, 10)
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str
+    answer: str
+    task_type: str  # arithmetic | counting | comparison
+    operation: str  # + - * / for arithmetic, else the task type
+    difficulty: str = ""
+
+    def row(self) -> dict[str, str]:
+        return {
+            "prompt": self.prompt,
+            "answer": self.answer,
+            "task_type": self.task_type,
+            "operation": self.operation,
+            "difficulty": self.difficulty,
+        }
+
+
+def arithmetic_prompt(a: int, op: str, b: int) -> str:
+    return f"Calculate: {a} {op} {b} = "
+
+
+def count_prompt(word: str, k: int) -> str:
+    return f"Count the words: {' '.join([word] * k)}. Answer: "
+
+
+def compare_prompt(a: int, b: int) -> str:
+    return f"Is {a} greater than {b}? Answer yes or no: "
+
+
+def compute(a: int, op: str, b: int) -> int:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if b == 0 or a % b:
+            raise ValueError(f"{a} / {b} is not an exact integer division")
+        return a // b
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def arithmetic_problem(a: int, op: str, b: int, difficulty: str = "") -> Problem:
+    return Problem(arithmetic_prompt(a, op, b), str(compute(a, op, b)), "arithmetic", op, difficulty)
+
+
+def counting_problem(word: str, k: int, difficulty: str = "") -> Problem:
+    return Problem(count_prompt(word, k), str(k), "counting", "count", difficulty)
+
+
+def comparison_problem(a: int, b: int, difficulty: str = "") -> Problem:
+    return Problem(compare_prompt(a, b), "yes" if a > b else "no", "comparison", "compare", difficulty)
+
+
+# --- problem spaces -------------------------------------------------------------------------------------------
+# Each space maps an index in range(size) to one distinct problem, so sampling indices without
+# replacement gives unique problems without materialising large spaces.
+
+
+@dataclass(frozen=True)
+class _Space:
+    size: int
+    make: Callable[[int], Problem]
+
+
+def _arithmetic_space(lo: int, hi: int, ops: Sequence[str] = OPS) -> _Space:
+    width = hi - lo + 1
+
+    def make(i: int) -> Problem:
+        op_i, rest = divmod(i, width * width)
+        a, b = divmod(rest, width)
+        return arithmetic_problem(lo + a, ops[op_i], lo + b)
+
+    return _Space(len(ops) * width * width, make)
+
+
+def _counting_space() -> _Space:
+    width = COUNT_RANGE[1] - COUNT_RANGE[0] + 1
+
+    def make(i: int) -> Problem:
+        w, k = divmod(i, width)
+        return counting_problem(COUNT_WORDS[w], COUNT_RANGE[0] + k)
+
+    return _Space(len(COUNT_WORDS) * width, make)
+
+
+def _comparison_space(lo: int, hi: int) -> _Space:
+    width = hi - lo + 1
+
+    def make(i: int) -> Problem:
+        a, b = divmod(i, width)
+        return comparison_problem(lo + a, lo + b)
+
+    return _Space(width * width, make)
+
+
+def resolve_range(dataset_type: str, min_num: int | None, max_num: int | None) -> tuple[int, int]:
+    """The operand range a dataset type uses; small_numbers fixes it to 0-10."""
+    if dataset_type == "small_numbers":
+        lo, hi = SMALL_NUMBERS_RANGE
+        if (min_num is not None and min_num != lo) or (max_num is not None and max_num != hi):
+            raise ConfigError(
+                f"--dataset_type small_numbers uses the range {lo}-{hi}; "
+                "drop --min_num/--max_num or use --dataset_type arithmetic"
+            )
+        return lo, hi
+    lo = 0 if min_num is None else min_num
+    hi = 20 if max_num is None else max_num
+    if lo > hi:
+        raise ConfigError(f"--min_num ({lo}) is larger than --max_num ({hi}); swap them")
+    return lo, hi
+
+
+def _plan(dataset_type: str, n: int, lo: int, hi: int) -> list[tuple[_Space, int]]:
+    """The spaces a dataset draws from and how many problems each contributes."""
+    if dataset_type in ("arithmetic", "small_numbers"):
+        return [(_arithmetic_space(lo, hi), n)]
+    if dataset_type == "mixed":
+        n_count = n_cmp = n // 4
+        return [
+            (_arithmetic_space(lo, hi), n - n_count - n_cmp),
+            (_counting_space(), n_count),
+            (_comparison_space(lo, hi), n_cmp),
+        ]
+    raise ConfigError(f"unknown --dataset_type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
+
+
+def max_samples(dataset_type: str, lo: int, hi: int) -> int:
+    """The largest n_samples for which every part of the dataset has enough distinct problems."""
+    n = sum(space.size for space, _ in _plan(dataset_type, 0, lo, hi))
+    while n > 0 and any(k > space.size for space, k in _plan(dataset_type, n, lo, hi)):
+        n -= 1
+    return n
+
+
+def check_samples(dataset_type: str, n_samples: int, lo: int, hi: int) -> None:
+    if n_samples < 1:
+        raise ConfigError(f"--n_samples must be at least 1 (got {n_samples})")
+    if any(k > space.size for space, k in _plan(dataset_type, n_samples, lo, hi)):
+        top = max_samples(dataset_type, lo, hi)
+        raise ConfigError(
+            f"--n_samples {n_samples} exceeds the {top} distinct {dataset_type} problems that "
+            f"operands {lo}-{hi} allow; lower --n_samples or widen --min_num/--max_num"
+        )
+
+
+def generate_problems(
+    dataset_type: str, n_samples: int, min_num: int | None = None, max_num: int | None = None, seed: int = 42
+) -> list[Problem]:
+    """``n_samples`` distinct problems in a seeded, shuffled order."""
+    lo, hi = resolve_range(dataset_type, min_num, max_num)
+    check_samples(dataset_type, n_samples, lo, hi)
+    rng = random.Random(seed)
+    problems = [
+        space.make(i) for space, k in _plan(dataset_type, n_samples, lo, hi) for i in rng.sample(range(space.size), k)
+    ]
+    rng.shuffle(problems)
+    return problems
+
+
+def held_out_problems(
+    dataset_type: str,
+    n: int,
+    exclude: Iterable[Problem],
+    min_num: int | None = None,
+    max_num: int | None = None,
+    seed: int = 42,
+) -> list[Problem]:
+    """Up to ``n`` problems from the same distribution as a training set, none of them in it."""
+    lo, hi = resolve_range(dataset_type, min_num, max_num)
+    seen = {p.prompt for p in exclude}
+    rng = random.Random(f"held-out:{seed}")
+    out: list[Problem] = []
+    for space, k in _plan(dataset_type, n, lo, hi):
+        # k + len(seen) draws always contain k unseen problems when the space has them.
+        draws = rng.sample(range(space.size), min(space.size, k + len(seen)))
+        out.extend([p for p in map(space.make, draws) if p.prompt not in seen][:k])
+    rng.shuffle(out)
+    return out
+
+
+def to_dataset(problems: Sequence[Problem]):
+    """A ``datasets.Dataset`` with one row per problem (imported lazily: datasets is slow to import)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([p.row() for p in problems])

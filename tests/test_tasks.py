@@ -1,0 +1,89 @@
+import re
+from collections import Counter
+
+import pytest
+
+from grpo_lab import tasks
+from grpo_lab.errors import ConfigError
+
+
+def test_arithmetic_prompts_are_exactly_the_seeds():
+    p = tasks.arithmetic_problem(3, "*", 4)
+    assert p.prompt == "Calculate: 3 * 4 = "
+    assert p.answer == "12"
+    assert tasks.arithmetic_problem(2, "-", 9).answer == "-7"
+
+
+def test_mixed_prompts():
+    assert tasks.count_prompt("cat", 3) == "Count the words: cat cat cat. Answer: "
+    assert tasks.compare_prompt(5, 2) == "Is 5 greater than 2? Answer yes or no: "
+    assert tasks.comparison_problem(2, 2).answer == "no"
+
+
+def test_arithmetic_dataset_is_unique_within_range_and_uses_all_ops():
+    problems = tasks.generate_problems("arithmetic", 500, 0, 20, seed=1)
+    assert len({p.prompt for p in problems}) == 500
+    pattern = re.compile(r"Calculate: (\d+) ([+*-]) (\d+) = ")
+    for p in problems:
+        a, op, b = pattern.fullmatch(p.prompt).groups()
+        assert 0 <= int(a) <= 20 and 0 <= int(b) <= 20
+        assert p.answer == str(tasks.compute(int(a), op, int(b)))
+        assert p.operation == op and p.task_type == "arithmetic"
+    assert set(Counter(p.operation for p in problems)) == {"+", "-", "*"}
+
+
+def test_min_and_max_num_set_the_operand_range():
+    problems = tasks.generate_problems("arithmetic", 50, 30, 40, seed=0)
+    numbers = [int(n) for p in problems for n in re.findall(r"\d+", p.prompt)]
+    assert min(numbers) >= 30 and max(numbers) <= 40
+
+
+def test_small_numbers_is_arithmetic_on_0_to_10():
+    problems = tasks.generate_problems("small_numbers", 200, seed=0)
+    numbers = [int(n) for p in problems for n in re.findall(r"\d+", p.prompt)]
+    assert max(numbers) <= 10
+    with pytest.raises(ConfigError, match="small_numbers uses the range 0-10"):
+        tasks.generate_problems("small_numbers", 10, 0, 20)
+
+
+def test_mixed_is_half_arithmetic_and_deduplicated():
+    problems = tasks.generate_problems("mixed", 200, seed=3)
+    counts = Counter(p.task_type for p in problems)
+    assert counts == {"arithmetic": 100, "counting": 50, "comparison": 50}
+    assert len({p.prompt for p in problems}) == 200
+
+
+def test_n_samples_beyond_the_distinct_problems_fails_with_the_maximum():
+    # 0-2 allows 3 ops * 3 * 3 = 27 distinct problems
+    with pytest.raises(ConfigError, match=r"exceeds the 27 distinct arithmetic problems"):
+        tasks.generate_problems("arithmetic", 28, 0, 2)
+    assert len(tasks.generate_problems("arithmetic", 27, 0, 2)) == 27
+    top = tasks.max_samples("mixed", 0, 20)
+    assert len(tasks.generate_problems("mixed", top)) == top
+    with pytest.raises(ConfigError, match=f"exceeds the {top} distinct mixed problems"):
+        tasks.generate_problems("mixed", top + 1)
+
+
+def test_same_seed_same_rows_in_the_same_order():
+    a = tasks.generate_problems("mixed", 100, seed=7)
+    assert a == tasks.generate_problems("mixed", 100, seed=7)
+    assert a != tasks.generate_problems("mixed", 100, seed=8)
+
+
+def test_held_out_problems_are_not_in_training():
+    train = tasks.generate_problems("arithmetic", 300, seed=0)
+    held = tasks.held_out_problems("arithmetic", 200, train, seed=0)
+    assert len(held) == 200
+    assert not {p.prompt for p in held} & {p.prompt for p in train}
+    assert held == tasks.held_out_problems("arithmetic", 200, train, seed=0)
+
+
+def test_held_out_is_smaller_when_the_space_runs_out():
+    train = tasks.generate_problems("arithmetic", 20, 0, 2)
+    assert len(tasks.held_out_problems("arithmetic", 100, train, 0, 2)) == 7
+
+
+def test_to_dataset_has_the_reward_columns():
+    ds = tasks.to_dataset(tasks.generate_problems("mixed", 8))
+    assert {"prompt", "answer", "task_type", "operation"} <= set(ds.column_names)
+    assert len(ds) == 8
