@@ -103,7 +103,7 @@ def test_command_args_reproduce_the_config():
 
     c = RunConfig(dataset_type="mixed", n_samples=120, tags=["a", "b"], max_steps=3)
     args = c.command_args()
-    options = dict(zip(args[::2], args[1::2]))
+    options = dict(zip(args[::2], args[1::2], strict=True))
     parsed = RunConfig(
         **{
             k[2:]: type(getattr(c, k[2:]))(v) if not isinstance(getattr(c, k[2:]), list) else v
