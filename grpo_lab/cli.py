@@ -11,7 +11,6 @@ import inspect
 import os
 import shlex
 import sys
-from pathlib import Path
 from typing import Literal, Optional
 
 import typer
@@ -76,27 +75,50 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
+DB_HELP = "The store: a SQLite file or any SQLAlchemy URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
+
+
+def db_option():
+    return typer.Option(None, "--db", help=DB_HELP, show_default=False)
+
+
+def _open(db: str | None):
+    from .store import open_store
+
+    return open_store(_db_url(db))
+
+
+def _db_url(db: str | None) -> str | None:
+    if db is None:
+        return None
+    return db if "://" in db else f"sqlite:///{db}"
+
+
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @with_config_options
 def run(
-    hypothesis: str = typer.Option(
-        None, "--hypothesis", help="What this run tests (recorded with the run).", rich_help_panel="Journal"
+    hypothesis: str = typer.Option(None, "--hypothesis", help="What this run tests.", rich_help_panel="Journal"),
+    expected: str = typer.Option(None, "--expected", help="The outcome you expect.", rich_help_panel="Journal"),
+    criteria: str = typer.Option(None, "--criteria", help="What counts as success.", rich_help_panel="Journal"),
+    preset: str = typer.Option(None, "--preset", help="A named bundle of flags (`grpo-lab presets`); flags win."),
+    dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print the configuration and plan, then exit."),
+    db: str = db_option(),
+    wandb: str = typer.Option(
+        None, "--wandb", help="online | offline | disabled [default: online with a WandB login, else offline]."
     ),
-    preset: str = typer.Option(
-        None, "--preset", help="Fill in a named bundle of flags (`grpo-lab presets`); explicit flags win."
-    ),
-    dry_run: bool = typer.Option(
-        False, "--dry_run", "--dry-run", help="Print the resolved configuration and plan, then exit."
-    ),
+    wandb_project: str = typer.Option(None, "--wandb_project", "--wandb-project", help="WandB project [grpo-lab]."),
+    wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
     **options,
 ):
-    """Train with GRPO, evaluate before and after, and record the run.
+    """Train with GRPO, evaluate before and after, and record the run in the store.
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
     from .display import config_table, console, plan_table, print_warnings
+    from .tracking import choose_mode
 
     config = resolve_config(preset, options)
+    mode = choose_mode(wandb)
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config)
@@ -104,22 +126,63 @@ def run(
         return
     if not hypothesis:
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
+    store = _open(db)
 
     from .display import LiveView, comparison_table
-    from .ids import new_run_id
-    from .runner import execute, quiet_libraries
+    from .runner import Intent, quiet_libraries, record_run
 
-    run_id = new_run_id()
-    output_dir = config.output_dir or str(Path("runs") / run_id)
-    console.print(f"[bold]run {run_id}[/]  {config.exp_name}  ->  {output_dir}")
     quiet_libraries()
     view = LiveView()
+
+    def started(wb, output_dir):
+        console.print(f"[bold]run {wb.id}[/]  {config.exp_name}  wandb {wb.mode}  ->  {output_dir}", soft_wrap=True)
+
+    intent = Intent(hypothesis, expected, criteria, preset, ["grpo-lab", *sys.argv[1:]])
     try:
-        outcome = execute(config, output_dir, [view])
+        recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
     finally:
         view.close()
-    console.print(comparison_table(outcome.results.get("before", {}), outcome.results.get("after", {})))
-    console.print(f"model saved to {outcome.output_dir}")
+    outcome = recorded.outcome
+    if outcome and outcome.results:
+        console.print(comparison_table(outcome.results.get("before", {}), outcome.results.get("after", {})))
+    if recorded.wandb.sync_command:
+        console.print(f"wandb is offline; to upload: {recorded.wandb.sync_command}", soft_wrap=True)
+    if recorded.status == "finished":
+        console.print(f"run {recorded.run_id} finished; model saved to {outcome.output_dir}", soft_wrap=True)
+        return
+    fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
+
+
+@app.command()
+def runs(
+    db: str = db_option(),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all)."),
+):
+    """List recorded runs, newest first."""
+    from .display import console, runs_table
+
+    console.print(runs_table(_open(db).runs(limit=limit or None)))
+
+
+@app.command()
+def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one."), db: str = db_option()):
+    """Print one run in full: intent, provenance, configuration, curve, samples, results, notes."""
+    from .display import console, show_run
+
+    store = _open(db)
+    show_run(store, store.find_run(run_id), console)
+
+
+@app.command()
+def note(
+    run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one."),
+    text: str = typer.Argument(..., help="The note."),
+    kind: str = typer.Option("comment", "--kind", help="result | learning | comment."),
+    db: str = db_option(),
+):
+    """Add a result, learning or comment to a run after the fact."""
+    n = _open(db).add_note(run_id, text, kind)
+    typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
 
 @app.command()

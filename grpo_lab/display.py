@@ -18,10 +18,7 @@ def pct(x: float | None) -> str:
 
 
 def config_table(config: RunConfig, title: str = "Configuration") -> Table:
-    table = Table(title=title, show_header=False, box=None, pad_edge=False)
-    for key, value in config.to_dict().items():
-        table.add_row(f"[bold]{key}[/]", ", ".join(value) if isinstance(value, list) else str(value))
-    return table
+    return config_table_from_dict(config.to_dict(), title)
 
 
 def plan_table(config: RunConfig) -> Table:
@@ -128,3 +125,120 @@ class LiveView(RunListener):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+STATUS_STYLE = {"finished": "green", "running": "cyan", "failed": "red", "interrupted": "yellow", "crashed": "red"}
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def short_time(iso_time: str | None) -> str:
+    return (iso_time or "")[:16].replace("T", " ")
+
+
+def change(summary: dict, split: str) -> str:
+    before, after = summary.get(f"{split}_acc_before"), summary.get(f"{split}_acc_after")
+    if before is None and after is None:
+        return "-"
+    return f"{pct(before)} -> {pct(after)}"
+
+
+def runs_table(views) -> Table:
+    table = Table(title="Runs, newest first")
+    for col in ("id", "status", "name", "started", "hypothesis", "held-out", "train", "reward"):
+        table.add_column(col, no_wrap=col in ("id", "status"), overflow="fold")
+    for v in views:
+        r, s = v.run, v.summary
+        reward = s.get("final_reward")
+        table.add_row(
+            r.id, status_text(r.status), r.exp_name, short_time(r.started_at), (r.hypothesis or "")[:60],
+            change(s, "held_out"), change(s, "train"), "-" if reward is None else f"{reward:+.3f}",
+        )  # fmt: skip
+    return table
+
+
+def results_table(results) -> Table:
+    """Stored results (rows of stage/split/dimension/grp/correct/total) as before -> after per split and group."""
+    cells: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    groups_per_dim: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        groups_per_dim.setdefault((r.split, r.dimension), set()).add(r.grp)
+    for r in results:
+        if r.dimension not in ("overall", "operation") and len(groups_per_dim[(r.split, r.dimension)]) < 2:
+            continue  # a dimension with one group repeats the overall row
+        label = "overall" if r.dimension == "overall" else f"{r.dimension}={r.grp}"
+        cells.setdefault((r.split, label), {})[r.stage] = (r.correct, r.total)
+    table = Table(title="Greedy accuracy, before -> after training")
+    for col in ("split", "group", "before", "after", "change"):
+        table.add_column(col, justify="left" if col in ("split", "group") else "right")
+    order = sorted(cells, key=lambda k: (k[0] != "train", k[0], k[1] != "overall", k[1]))
+    for split, label in order:
+        stages = cells[(split, label)]
+        shown = {st: f"{pct(c / t if t else 0)} ({c}/{t})" for st, (c, t) in stages.items()}
+        delta = ""
+        if "before" in stages and "after" in stages:
+            (cb, tb), (ca, ta) = stages["before"], stages["after"]
+            delta = f"{100 * (ca / ta - cb / tb):+.1f}" if ta and tb else ""
+        table.add_row(split, label, shown.get("before", "-"), shown.get("after", "-"), delta)
+    return table
+
+
+def curve_table(steps, keys=("reward", "reward_std", "frac_reward_zero_std", "kl", "loss", "grad_norm")) -> Table:
+    """The training curve at a handful of evenly spaced steps."""
+    table = Table(title=f"Training curve ({len(steps)} steps)")
+    table.add_column("step", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    if not steps:
+        return table
+    picks = sorted({round(i * (len(steps) - 1) / 9) for i in range(10)}) if len(steps) > 10 else range(len(steps))
+    for i in picks:
+        step, metrics = steps[i]
+        table.add_row(str(step), *("-" if metrics.get(k) is None else f"{metrics[k]:.4g}" for k in keys))
+    return table
+
+
+def show_run(store, view, out: Console = console) -> None:
+    r = view.run
+    out.print(f"[bold]{r.exp_name}[/]  run [bold]{r.id}[/]  {status_text(r.status)}")
+    facts = Table(show_header=False, box=None, pad_edge=False)
+    rows = [
+        ("hypothesis", r.hypothesis), ("expected", r.expected), ("criteria", r.criteria), ("preset", r.preset),
+        ("tags", ", ".join(view.tags)), ("command", r.command), ("resolved command", r.resolved_command),
+        ("started", r.started_at), ("finished", r.finished_at),
+        ("duration", None if r.duration_s is None else f"{r.duration_s:.1f} s"),
+        ("training time", None if r.train_seconds is None else f"{r.train_seconds:.1f} s"),
+        ("error", r.error),
+        ("model", f"{r.model_name}" + (f" (sha256 {r.model_checksum})" if r.model_checksum else "")),
+        ("output dir", r.output_dir), ("host / pid", f"{r.host} / {r.pid}"),
+        ("git", None if r.git_commit is None else r.git_commit[:12] + (" (dirty)" if r.git_dirty else "")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
+        ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or r.wandb_dir or ''}".strip()),
+    ]  # fmt: skip
+    for key, value in rows:
+        if value:
+            facts.add_row(f"[bold]{key}[/]", str(value))
+    out.print(facts)
+    out.print(results_table(store.results(r.id)))
+    out.print(curve_table(store.steps(r.id)))
+    samples = store.samples(r.id)
+    if samples:
+        table = Table(title="Sample completions (last logged step)")
+        for col in ("step", "prompt", "completion", "reward"):
+            table.add_column(col)
+        last = max(s.step for s in samples)
+        for s in (s for s in samples if s.step == last):
+            table.add_row(str(s.step), s.prompt, repr(s.completion), f"{s.reward:+.2f}")
+        out.print(table)
+    for n in store.notes(r.id):
+        out.print(f"[bold]{n.kind}[/] ({short_time(n.created_at)}): {n.text}")
+    out.print(config_table_from_dict(view.config))
+
+
+def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:
+    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    for key, value in config.items():
+        table.add_row(f"[bold]{key}[/]", ", ".join(value) if isinstance(value, list) else str(value))
+    return table

@@ -6,14 +6,26 @@ recorder, ...); the runner itself prints nothing.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tasks
+from . import provenance, tasks, tracking
 from .config import RunConfig
 from .evaluation import EvalResult, evaluate
 from .models import ResolvedModel, load_model, load_tokenizer, resolve
-from .training import Sample, TrainingListener, train
+from .store import HEARTBEAT_SECONDS, Run, iso, now
+from .summary import summarize
+from .tracking import WandbRun
+from .training import TrainingListener, train
 
 STAGES = ("before", "after")
 
@@ -68,6 +80,7 @@ class RunOutcome:
     model: ResolvedModel
     output_dir: str
     results: dict[str, dict[str, EvalResult]] = field(default_factory=dict)  # stage -> split -> result
+    train_seconds: float | None = None
 
 
 def datasets_for(config: RunConfig) -> tuple[list[tasks.Problem], list[tasks.Problem]]:
@@ -106,12 +119,12 @@ def execute(
     output_dir: str | Path,
     listeners: list[RunListener] | None = None,
     report_to: list[str] | None = None,
+    resolved: ResolvedModel | None = None,
 ) -> RunOutcome:
     """Run one GRPO experiment end to end. Exceptions propagate; listeners have seen everything before them."""
     events = _Fanout(listeners or [])
     set_threads(config.threads)
-    events.on_stage("resolving model")
-    resolved = resolve(config.model_name)
+    resolved = resolved or resolve(config.model_name)
     events.on_model(resolved)
     train_problems, held_out = datasets_for(config)
     events.on_stage("loading model")
@@ -140,9 +153,183 @@ def execute(
 
     run_evals("before")
     events.on_stage("training")
+    started = time.perf_counter()
     model = train(config, model, tokenizer, tasks.to_dataset(train_problems), str(output_dir), events, report_to)
+    outcome.train_seconds = time.perf_counter() - started
     run_evals("after")
     return outcome
 
 
-__all__ = ["RunListener", "RunOutcome", "Sample", "execute", "datasets_for", "STAGES"]
+# --- a recorded run: store, signals, heartbeat, WandB ------------------------------------------------------------
+
+
+@dataclass
+class Intent:
+    """What the researcher says about a run, recorded with it."""
+
+    hypothesis: str
+    expected: str | None = None
+    criteria: str | None = None
+    preset: str | None = None
+    argv: list[str] = field(default_factory=list)  # the command as typed
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; handled like Ctrl-C."""
+
+
+class StoreRecorder(RunListener):
+    """Streams a run's events into the store in batched commits (every few seconds, and at each evaluation)."""
+
+    def __init__(self, store, run_id: str, flush_seconds: float = 5.0):
+        self.store, self.run_id, self.flush_seconds = store, run_id, flush_seconds
+        self.steps: list[tuple[int, dict[str, float]]] = []
+        self.results: list[tuple[str, str, str, str, int, int]] = []
+        self._pending_steps: list[tuple[int, dict[str, float]]] = []
+        self._pending_samples: list[tuple] = []
+        self._last_flush = time.monotonic()
+
+    def on_step(self, step, metrics):
+        self.steps.append((step, metrics))
+        self._pending_steps.append((step, metrics))
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def on_samples(self, step, samples):
+        self._pending_samples += [
+            (step, i, s.prompt, s.completion, s.reward, s.advantage) for i, s in enumerate(samples)
+        ]
+
+    def on_eval(self, stage, result):
+        rows = [(stage, result.split, "overall", "", result.overall.correct, result.overall.total)]
+        for dim, groups in result.groups().items():
+            rows += [(stage, result.split, dim, group, c.correct, c.total) for group, c in groups.items()]
+        self.results += rows
+        self.store.record(self.run_id, results=rows)
+
+    def flush(self):
+        if self._pending_steps or self._pending_samples:
+            self.store.record(self.run_id, steps=self._pending_steps, samples=self._pending_samples)
+            self._pending_steps, self._pending_samples = [], []
+        self._last_flush = time.monotonic()
+
+
+class _Heartbeat:
+    """Refreshes the run's heartbeat from a background thread, so that a long step does not look like a crash."""
+
+    def __init__(self, store, run_id: str, seconds: float):
+        self.store, self.run_id, self.seconds = store, run_id, seconds
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="grpo-lab-heartbeat")
+
+    def _beat(self):
+        while not self.stop_event.wait(self.seconds):
+            with contextlib.suppress(Exception):  # a busy store must never kill the run; the next beat retries
+                self.store.heartbeat(self.run_id)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@dataclass
+class RecordedRun:
+    run_id: str
+    status: str  # finished | failed | interrupted
+    outcome: RunOutcome | None
+    wandb: WandbRun
+    error: str | None = None
+    exit_code: int = 0
+
+
+def record_run(
+    config: RunConfig,
+    intent: Intent,
+    store,
+    wandb_mode: str = "disabled",
+    wandb_project: str | None = None,
+    wandb_entity: str | None = None,
+    listeners: list[RunListener] | None = None,
+    on_started: Callable[[WandbRun, str], None] | None = None,
+) -> RecordedRun:
+    """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
+
+    Bad input (a model that cannot be found) fails before anything is written. After the row is
+    written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
+    """
+    resolved = resolve(config.model_name)
+    started_at = now()
+    wb_config = {
+        **config.to_dict(),
+        "timestamp": iso(started_at),
+        "hypothesis": intent.hypothesis,
+        "preset": intent.preset,
+    }
+    wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity)
+    output_dir = config.output_dir or str(Path("runs") / wb.id)
+    commit, dirty = provenance.git_state()
+    run = Run(
+        id=wb.id,
+        kind="train",
+        exp_name=config.exp_name,
+        status="running",
+        hypothesis=intent.hypothesis,
+        expected=intent.expected,
+        criteria=intent.criteria,
+        preset=intent.preset,
+        tags=json.dumps(config.tags),
+        command=shlex.join(provenance.redact_args(intent.argv)),
+        resolved_command=shlex.join(["grpo-lab", "run", *provenance.redact_args(config.command_args())]),
+        config=json.dumps(config.to_dict()),
+        started_at=iso(started_at),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        heartbeat_at=iso(started_at),
+        versions=json.dumps(provenance.versions()),
+        environment=json.dumps(provenance.environment()),
+        git_commit=commit,
+        git_dirty=dirty,
+        model_name=config.model_name,
+        model_path=resolved.path,
+        model_checksum=resolved.checksum,
+        output_dir=output_dir,
+        wandb_mode=wb.mode,
+        wandb_project=wb.project,
+        wandb_entity=wb.entity,
+        wandb_url=wb.url,
+        wandb_dir=wb.dir,
+    )
+    store.create_run(run)
+    if on_started:
+        on_started(wb, output_dir)
+    recorder = StoreRecorder(store, wb.id)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    status, error, outcome, exit_code = "finished", None, None, 0
+    report_to = ["wandb"] if wb.mode != "disabled" else []
+    try:
+        with _Heartbeat(store, wb.id, HEARTBEAT_SECONDS):
+            outcome = execute(config, output_dir, [recorder, *(listeners or [])], report_to, resolved)
+    except KeyboardInterrupt:
+        status, error, exit_code = "interrupted", "interrupted by Ctrl-C", 130
+    except Terminated:
+        status, error, exit_code = "interrupted", "terminated by SIGTERM", 143
+    except Exception as exc:  # recorded here; the caller reports it
+        status, error, exit_code = "failed", f"{type(exc).__name__}: {exc}", 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    recorder.flush()
+    summary = summarize(recorder.steps, recorder.results)
+    train_seconds = outcome.train_seconds if outcome else None
+    store.finish_run(wb.id, status, error, summary=json.dumps(summary), train_seconds=train_seconds)
+    tracking.finish(wb, {"final_accuracy": summary.get("held_out_acc_after"), **summary}, exit_code)
+    return RecordedRun(wb.id, status, outcome, wb, error, exit_code)

@@ -21,13 +21,13 @@ def isolated(tmp_path, monkeypatch):
 
 
 def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | None = None):
-    """Run the real `grpo-lab` command in a subprocess."""
+    """Run the real `grpo-lab` command in a subprocess; ``env`` values of None unset a variable."""
     proc = subprocess.run(
         [sys.executable, "-c", "from grpo_lab.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},  # None unsets
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"grpo-lab {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -37,3 +37,21 @@ def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | No
 @pytest.fixture
 def cli():
     return grpo_lab
+
+
+QUICK_RUN = ["--model_name", "tiny-arith", "--n_samples", "32", "--batch_size", "16", "--num_generations", "4",
+             "--learning_rate", "5e-5", "--eval_samples", "20", "--wandb", "disabled", "--max_steps", "2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recorded_store(tmp_path_factory):
+    """A store holding one real finished run (tiny model, 2 steps), made once per test module."""
+    folder = tmp_path_factory.mktemp("store")
+    db = folder / "grpo_lab.db"
+    proc = grpo_lab("run", *QUICK_RUN, "--hypothesis", "a recorded run", "--exp_name", "recorded",
+                    "--output_dir", str(folder / "out"), env={"GRPO_LAB_DB": str(db)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import sqlite3
+
+    run_id = sqlite3.connect(db).execute("SELECT id FROM run").fetchone()[0]
+    return db, run_id

@@ -20,7 +20,7 @@ QUICK = [
 ]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["models"], ["presets"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["models"], ["presets"], ["runs"], ["show"], ["note"]])
 def test_help(cli, command):
     proc = cli(*command, "--help")
     assert proc.returncode == 0, proc.stderr

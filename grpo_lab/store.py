@@ -1,0 +1,476 @@
+"""The run store: SQLModel tables over SQLite (or any SQLAlchemy URL). The only module that speaks SQL.
+
+Schema changes are an ordered list of small migration functions, each applied once in its own
+transaction and recorded by name in ``_migrations``. Opening a store checks it before touching it:
+a file that is not a grpo-lab store, or one written by a newer grpo-lab (a migration this version
+does not know), is refused and left byte-for-byte as it was.
+
+SQLite stores run in WAL mode with a busy timeout, so several ``grpo-lab run`` processes can
+write to one store at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from .errors import GrpoLabError
+
+DEFAULT_DB = "grpo_lab.db"
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+NOTE_KINDS = ("result", "learning", "comment")
+HEARTBEAT_SECONDS = 30
+STALE_AFTER = timedelta(minutes=5)  # a running run whose heartbeat is older than this is presumed dead
+
+
+class StoreError(GrpoLabError):
+    pass
+
+
+class RunNotFound(GrpoLabError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).astimezone()
+
+
+def iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="seconds") if t else None
+
+
+# --- tables (the latest schema; migrations below build it step by step) ---------------------------------------
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+    id: str = Field(primary_key=True)  # the WandB run ID
+    kind: str = "train"  # train | eval (an evaluation-only entry)
+    exp_name: str = ""
+    status: str = "running"
+    hypothesis: str | None = None
+    expected: str | None = None
+    criteria: str | None = None
+    preset: str | None = None
+    tags: str = "[]"  # JSON list
+    command: str = ""  # as typed, shell-quoted, secrets redacted
+    resolved_command: str = ""  # every flag, defaults included
+    config: str = "{}"  # JSON: the fully resolved RunConfig
+    started_at: str = ""  # ISO 8601 with UTC offset
+    finished_at: str | None = None
+    duration_s: float | None = None
+    train_seconds: float | None = None
+    host: str = ""
+    pid: int | None = None
+    heartbeat_at: str | None = None
+    versions: str = "{}"  # JSON: python, torch, transformers, trl, grpo-lab
+    environment: str = "{}"  # JSON: relevant environment variables, secrets redacted
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    model_name: str = ""
+    model_path: str | None = None
+    model_checksum: str | None = None
+    output_dir: str | None = None
+    wandb_mode: str | None = None
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    wandb_url: str | None = None
+    wandb_dir: str | None = None
+    error: str | None = None
+    summary: str = "{}"  # JSON: headline numbers computed when the run ends (summary.py)
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "step"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    step: int = Field(primary_key=True)
+    metrics: str = "{}"  # JSON: everything TRL logged at this step
+
+
+class Sample(SQLModel, table=True):
+    __tablename__ = "sample"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    step: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    prompt: str = ""
+    completion: str = ""
+    reward: float = 0.0
+    advantage: float = 0.0
+
+
+class Result(SQLModel, table=True):
+    __tablename__ = "result"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    stage: str = Field(primary_key=True)  # before | after
+    split: str = Field(primary_key=True)  # train | held_out | a suite name
+    dimension: str = Field(primary_key=True)  # overall | operation | task_type | difficulty
+    grp: str = Field(primary_key=True)  # the group ("" for overall)
+    correct: int = 0
+    total: int = 0
+
+
+class Note(SQLModel, table=True):
+    __tablename__ = "note"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    seq: int = Field(primary_key=True)
+    kind: str = "comment"
+    text: str = ""
+    created_at: str = ""
+
+
+# --- migrations --------------------------------------------------------------------------------------------------
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = []
+
+
+def migration(func: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    if any(name == func.__name__ for name, _ in MIGRATIONS):
+        raise RuntimeError(f"duplicate migration {func.__name__}")
+    MIGRATIONS.append((func.__name__, func))
+    return func
+
+
+@migration
+def m001_initial(conn: Connection) -> None:
+    conn.execute(
+        text("""
+        CREATE TABLE run (
+            id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, exp_name VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            hypothesis VARCHAR, expected VARCHAR, criteria VARCHAR, preset VARCHAR, tags VARCHAR NOT NULL,
+            command VARCHAR NOT NULL, resolved_command VARCHAR NOT NULL, config VARCHAR NOT NULL,
+            started_at VARCHAR NOT NULL, finished_at VARCHAR, duration_s FLOAT, train_seconds FLOAT,
+            host VARCHAR NOT NULL, pid INTEGER, heartbeat_at VARCHAR, versions VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL, git_commit VARCHAR, git_dirty BOOLEAN, model_name VARCHAR NOT NULL,
+            model_path VARCHAR, model_checksum VARCHAR, output_dir VARCHAR, wandb_mode VARCHAR,
+            wandb_project VARCHAR, wandb_entity VARCHAR, wandb_url VARCHAR, wandb_dir VARCHAR, error VARCHAR,
+            summary VARCHAR NOT NULL
+        )""")
+    )
+    conn.execute(
+        text("""
+        CREATE TABLE step (
+            run_id VARCHAR NOT NULL REFERENCES run (id), step INTEGER NOT NULL, metrics VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, step)
+        )""")
+    )
+    conn.execute(
+        text("""
+        CREATE TABLE sample (
+            run_id VARCHAR NOT NULL REFERENCES run (id), step INTEGER NOT NULL, idx INTEGER NOT NULL,
+            prompt VARCHAR NOT NULL, completion VARCHAR NOT NULL, reward FLOAT NOT NULL, advantage FLOAT NOT NULL,
+            PRIMARY KEY (run_id, step, idx)
+        )""")
+    )
+    conn.execute(
+        text("""
+        CREATE TABLE result (
+            run_id VARCHAR NOT NULL REFERENCES run (id), stage VARCHAR NOT NULL, split VARCHAR NOT NULL,
+            dimension VARCHAR NOT NULL, grp VARCHAR NOT NULL, correct INTEGER NOT NULL, total INTEGER NOT NULL,
+            PRIMARY KEY (run_id, stage, split, dimension, grp)
+        )""")
+    )
+    conn.execute(
+        text("""
+        CREATE TABLE note (
+            run_id VARCHAR NOT NULL REFERENCES run (id), seq INTEGER NOT NULL, kind VARCHAR NOT NULL,
+            text VARCHAR NOT NULL, created_at VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""")
+    )
+    conn.execute(text("CREATE INDEX ix_run_started_at ON run (started_at)"))
+    conn.execute(text("CREATE INDEX ix_run_status ON run (status)"))
+
+
+# --- opening ----------------------------------------------------------------------------------------------------
+
+
+def default_url() -> str:
+    value = os.environ.get("GRPO_LAB_DB") or DEFAULT_DB
+    return value if "://" in value else f"sqlite:///{value}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a file that is not a grpo-lab store, or is from a newer grpo-lab, without modifying it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            applied = {r[0] for r in conn.execute("SELECT name FROM _migrations")} if "_migrations" in tables else None
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        raise StoreError(f"{path} is not a grpo-lab store (not an SQLite database); point --db elsewhere") from None
+    if applied is None:
+        if tables:
+            raise StoreError(f"{path} is an SQLite database but not a grpo-lab store; point --db elsewhere")
+        return
+    _check_known(applied, str(path))
+
+
+def _check_known(applied: set[str], where: str) -> None:
+    unknown = applied - {name for name, _ in MIGRATIONS}
+    if unknown:
+        raise StoreError(
+            f"{where} was written by a newer grpo-lab (schema steps {', '.join(sorted(unknown))}); "
+            "upgrade grpo-lab (pip install -U grpo-lab) to use it"
+        )
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def pending(engine: Engine) -> list[str]:
+    """Names of the migrations not yet applied (read-only)."""
+    with engine.connect() as conn:
+        if "_migrations" not in _tables(conn):
+            return [name for name, _ in MIGRATIONS]
+        applied = {r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}
+    return [name for name, _ in MIGRATIONS if name not in applied]
+
+
+def _tables(conn: Connection) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(conn).get_table_names())
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply every pending migration, each in its own transaction. Returns the names applied."""
+    with engine.begin() as conn:
+        tables = _tables(conn)
+        if "_migrations" not in tables and tables:
+            raise StoreError(f"{engine.url} holds tables but is not a grpo-lab store; point --db elsewhere")
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at VARCHAR NOT NULL)")
+        )
+    done = []
+    for name, func in MIGRATIONS:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # one process migrates; the others wait, then skip
+            if conn.execute(text("SELECT 1 FROM _migrations WHERE name = :n"), {"n": name}).first():
+                continue
+            func(conn)
+            conn.execute(text("INSERT INTO _migrations VALUES (:n, :t)"), {"n": name, "t": iso(now())})
+            done.append(name)
+    return done
+
+
+# --- the store ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunView:
+    """A run with its JSON columns decoded, as the commands show it."""
+
+    run: Run
+    config: dict[str, Any]
+    tags: list[str]
+    versions: dict[str, str]
+    environment: dict[str, str]
+    summary: dict[str, Any]
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        return cls(
+            run, json.loads(run.config), json.loads(run.tags), json.loads(run.versions),
+            json.loads(run.environment), json.loads(run.summary),
+        )  # fmt: skip
+
+
+class Store:
+    def __init__(self, url: str | None = None):
+        self.url = url or default_url()
+        path = _sqlite_path(self.url)
+        if path is not None:
+            _check_sqlite_file(path)
+            if not path.parent.exists():
+                raise StoreError(f"the folder of the store {path} does not exist; create it or choose another --db")
+        self.engine = create_engine(self.url, connect_args={"timeout": 30} if path else {})
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if path is None:
+            with self.engine.connect() as conn:
+                if "_migrations" in _tables(conn):
+                    _check_known({r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}, self.url)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- writing --
+    def create_run(self, run: Run) -> None:
+        with self.session() as s:
+            s.add(run)
+            s.commit()
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise RunNotFound(f"no run {run_id}")
+            for key, value in values.items():
+                setattr(run, key, value)
+            s.add(run)
+            s.commit()
+
+    def heartbeat(self, run_id: str) -> None:
+        self.update_run(run_id, heartbeat_at=iso(now()))
+
+    def record(
+        self,
+        run_id: str,
+        steps: Iterable[tuple[int, dict[str, float]]] = (),
+        samples: Iterable[tuple[int, int, str, str, float, float]] = (),
+        results: Iterable[tuple[str, str, str, str, int, int]] = (),
+    ) -> None:
+        """Add steps, samples and results for a run in one transaction (re-recording a key replaces it)."""
+        with self.session() as s:
+            for step, metrics in steps:
+                s.merge(Step(run_id=run_id, step=step, metrics=json.dumps(metrics)))
+            for step, idx, prompt, completion, reward, advantage in samples:
+                s.merge(Sample(run_id=run_id, step=step, idx=idx, prompt=prompt, completion=completion,
+                               reward=reward, advantage=advantage))  # fmt: skip
+            for stage, split, dimension, grp, correct, total in results:
+                s.merge(Result(run_id=run_id, stage=stage, split=split, dimension=dimension, grp=grp,
+                               correct=correct, total=total))  # fmt: skip
+            run = s.get(Run, run_id)
+            run.heartbeat_at = iso(now())
+            s.add(run)
+            s.commit()
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None, **values: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            finished = now()
+            run.status, run.error, run.finished_at = status, error, iso(finished)
+            run.duration_s = (finished - datetime.fromisoformat(run.started_at)).total_seconds()
+            for key, value in values.items():
+                setattr(run, key, value)
+            s.add(run)
+            s.commit()
+
+    def add_note(self, run_id: str, text_: str, kind: str = "comment") -> Note:
+        if kind not in NOTE_KINDS:
+            raise GrpoLabError(f"--kind {kind!r} is not one of: {', '.join(NOTE_KINDS)}")
+        run = self.find_run(run_id).run
+        with self.session() as s:
+            last = s.exec(select(Note.seq).where(Note.run_id == run.id).order_by(Note.seq.desc())).first()
+            note = Note(run_id=run.id, seq=(last or 0) + 1, kind=kind, text=text_, created_at=iso(now()))
+            s.add(note)
+            s.commit()
+        return note
+
+    # -- reading --
+    def find_run(self, prefix: str) -> RunView:
+        """The run whose ID is ``prefix`` or uniquely starts with it."""
+        with self.session() as s:
+            exact = s.get(Run, prefix)
+            if exact is not None:
+                return RunView.of(exact)
+            matches = s.exec(select(Run).where(Run.id.startswith(prefix, autoescape=True)).limit(3)).all()
+        if not matches:
+            raise RunNotFound(f"no run with ID {prefix!r}; `grpo-lab runs` lists them")
+        if len(matches) > 1:
+            ids = ", ".join(m.id for m in matches)
+            raise RunNotFound(f"run ID prefix {prefix!r} is ambiguous ({ids}...); give more characters")
+        return RunView.of(matches[0])
+
+    def runs(self, limit: int | None = None, ids: Sequence[str] | None = None) -> list[RunView]:
+        with self.session() as s:
+            query = select(Run).order_by(Run.started_at.desc(), Run.id)
+            if ids is not None:
+                query = query.where(Run.id.in_(list(ids)))
+            if limit:
+                query = query.limit(limit)
+            return [RunView.of(r) for r in s.exec(query).all()]
+
+    def steps(self, run_id: str) -> list[tuple[int, dict[str, float]]]:
+        with self.session() as s:
+            rows = s.exec(select(Step).where(Step.run_id == run_id).order_by(Step.step)).all()
+        return [(r.step, json.loads(r.metrics)) for r in rows]
+
+    def samples(self, run_id: str) -> list[Sample]:
+        with self.session() as s:
+            return list(s.exec(select(Sample).where(Sample.run_id == run_id).order_by(Sample.step, Sample.idx)).all())
+
+    def results(self, run_id: str) -> list[Result]:
+        with self.session() as s:
+            return list(s.exec(select(Result).where(Result.run_id == run_id)).all())
+
+    def notes(self, run_id: str) -> list[Note]:
+        with self.session() as s:
+            return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
+
+    # -- crash detection --
+    def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
+        """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""
+        host = host or socket.gethostname()
+        alive = alive or pid_alive
+        stale_before = now() - STALE_AFTER
+        crashed = []
+        with self.session() as s:
+            for run in s.exec(select(Run).where(Run.status == "running")).all():
+                beat = datetime.fromisoformat(run.heartbeat_at or run.started_at)
+                dead_here = run.host == host and run.pid is not None and not alive(run.pid)
+                if dead_here or beat < stale_before:
+                    reason = "its process is gone" if dead_here else f"no heartbeat since {iso(beat)}"
+                    run.status, run.error = "crashed", f"the run stopped without a word ({reason})"
+                    run.finished_at = iso(beat)
+                    run.duration_s = (beat - datetime.fromisoformat(run.started_at)).total_seconds()
+                    s.add(run)
+                    crashed.append(run.id)
+            s.commit()
+        return crashed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed but not yet reaped by its parent) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def open_store(url: str | None = None, reap: bool = True) -> Store:
+    store = Store(url)
+    if reap:
+        store.reap()
+    return store

@@ -1,0 +1,181 @@
+"""What `grpo-lab run` records, read back with Python's plain sqlite3, and how every ending is recorded."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from grpo_lab.models import tiny_path
+
+QUICK = ["--model_name", "tiny-arith", "--n_samples", "32", "--batch_size", "16", "--num_generations", "4",
+         "--learning_rate", "5e-5", "--eval_samples", "20", "--wandb", "disabled"]  # fmt: skip
+
+
+def rows(db, sql, *args):
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
+def only_run(db):
+    (run,) = rows(db, "SELECT * FROM run")
+    return run
+
+
+def test_a_run_records_every_field(cli, isolated):
+    proc = cli("run", *QUICK, "--max_steps", "3", "--hypothesis", "beta keeps it stable", "--expected", "small gain",
+               "--criteria", "held-out up", "--tags", "a,b", "--exp_name", "rec_test")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    db = isolated / "grpo_lab.db"
+    run = only_run(db)
+    assert len(run["id"]) == 8 and run["id"].isalnum()
+    assert (run["exp_name"], run["status"], run["kind"]) == ("rec_test", "finished", "train")
+    assert (run["hypothesis"], run["expected"], run["criteria"]) == (
+        "beta keeps it stable",
+        "small gain",
+        "held-out up",
+    )
+    assert json.loads(run["tags"]) == ["a", "b"]
+    assert (
+        run["command"].startswith("grpo-lab run --model_name tiny-arith") and "'beta keeps it stable'" in run["command"]
+    )
+    config = json.loads(run["config"])
+    assert config["batch_size"] == 16 and config["beta"] == 0.1 and config["epochs"] == 50  # defaults included
+    assert "--epochs 50" in run["resolved_command"] and "--max_steps 3" in run["resolved_command"]
+    started, finished = datetime.fromisoformat(run["started_at"]), datetime.fromisoformat(run["finished_at"])
+    assert started.tzinfo is not None and finished >= started
+    assert run["duration_s"] > 0 and 0 < run["train_seconds"] <= run["duration_s"]
+    assert run["host"] and run["pid"] and run["heartbeat_at"]
+    assert {"python", "torch", "transformers", "trl", "grpo-lab"} <= set(json.loads(run["versions"]))
+    assert run["git_commit"] is None and run["git_dirty"] is None  # the test's cwd is not a git work tree
+    assert run["model_name"] == "tiny-arith" and len(run["model_checksum"]) == 64
+    assert run["wandb_mode"] == "disabled" and run["error"] is None
+    assert Path(run["output_dir"], "model.safetensors").exists() or (isolated / run["output_dir"]).exists()
+    # the per-step curve: everything TRL logs
+    steps = rows(db, "SELECT * FROM step ORDER BY step")
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    metrics = json.loads(steps[-1]["metrics"])
+    for key in ("reward", "reward_std", "frac_reward_zero_std", "kl", "loss", "grad_norm", "entropy",
+                "completions/mean_length", "learning_rate", "epoch"):  # fmt: skip
+        assert key in metrics, key
+    # sample completions with their rewards, each logging step
+    samples = rows(db, "SELECT * FROM sample")
+    assert {s["step"] for s in samples} == {1, 2, 3}
+    assert all(s["prompt"].startswith("Calculate: ") and s["reward"] in (1.0, -1.0) for s in samples)
+    # results: per split, stage and group
+    results = rows(db, "SELECT * FROM result")
+    keys = {(r["stage"], r["split"], r["dimension"], r["grp"]) for r in results}
+    for stage in ("before", "after"):
+        for split in ("train", "held_out"):
+            assert (stage, split, "overall", "") in keys
+            assert {(stage, split, "operation", op) for op in "+-*"} <= keys
+    train_overall = [r for r in results if (r["stage"], r["split"], r["dimension"]) == ("after", "train", "overall")]
+    assert train_overall[0]["total"] == 32
+    summary = json.loads(run["summary"])
+    assert summary["steps"] == 3 and "held_out_acc_after" in summary and "final_frac_reward_zero_std" in summary
+
+
+def test_offline_wandb_run_id_is_the_recorded_id(cli, isolated):
+    args = [a for a in QUICK if a not in ("--wandb", "disabled")]
+    proc = cli("run", *args, "--max_steps", "1", "--hypothesis", "h", "--wandb", "offline",
+               env={"WANDB_MODE": None, "WANDB_SILENT": "true"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(isolated / "grpo_lab.db")
+    (offline_dir,) = (isolated / "wandb").glob("offline-run-*")
+    assert offline_dir.name.endswith(f"-{run['id']}")
+    assert run["wandb_mode"] == "offline" and run["wandb_dir"] == str(offline_dir)
+    assert f"wandb sync {offline_dir}" in proc.stdout
+
+
+def start_long_run(isolated, *extra):
+    cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *QUICK, "--max_steps", "2000",
+           "--hypothesis", "long", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = isolated / "grpo_lab.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until some training steps are in the store
+        if db.exists():
+            try:
+                if rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0:
+                    return proc, db
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("no steps recorded within 120 s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "error"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error):
+    proc, db = start_long_run(isolated)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    run = only_run(db)
+    assert run["status"] == "interrupted" and error in run["error"] and run["finished_at"]
+    assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0
+    assert rows(db, "SELECT count(*) AS n FROM result WHERE stage = 'before'")[0]["n"] > 0
+    assert err.strip().splitlines()[-1].startswith("grpo-lab: error: run ")
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_marked_crashed_by_the_next_command(cli, isolated):
+    proc, db = start_long_run(isolated)
+    proc.kill()
+    proc.wait()
+    assert only_run(db)["status"] == "running"
+    assert cli("runs").returncode == 0
+    run = only_run(db)
+    assert run["status"] == "crashed" and "process is gone" in run["error"]
+    assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0
+
+
+def test_a_failure_is_recorded_with_its_error(cli, isolated):
+    broken = isolated / "broken-model"
+    shutil.copytree(tiny_path(), broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    proc = cli("run", *QUICK, "--max_steps", "1", "--hypothesis", "h", "--model_name", str(broken))
+    assert proc.returncode == 1
+    run = only_run(isolated / "grpo_lab.db")
+    assert run["status"] == "failed" and run["error"] and run["finished_at"]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"grpo-lab: error: run {run['id']} failed:")
+
+
+@pytest.mark.parametrize("args", [["--batch_size", "10"], ["--model_name", "./nope"], ["--wandb", "sometimes"]])
+def test_bad_input_writes_nothing_to_the_store(cli, isolated, args):
+    proc = cli("run", *QUICK, "--hypothesis", "h", *args)
+    assert proc.returncode == 2
+    db = isolated / "grpo_lab.db"
+    assert not db.exists() or rows(db, "SELECT count(*) AS n FROM run")[0]["n"] == 0
+
+
+def test_no_secrets_in_the_store(cli, isolated):
+    secret = "sk-very-secret-value-123"
+    proc = cli("run", *QUICK, "--max_steps", "1", "--hypothesis", "h",
+               env={"WANDB_API_KEY": secret, "HF_TOKEN": secret, "GRPO_LAB_PASSWORD": secret})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    db = isolated / "grpo_lab.db"
+    sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    assert secret.encode() not in db.read_bytes()
+    env = json.loads(only_run(db)["environment"])
+    assert env["WANDB_API_KEY"] == "***" and env["HF_TOKEN"] == "***"
+
+
+def test_db_flag_and_env_choose_the_store(cli, isolated):
+    proc = cli("run", *QUICK, "--max_steps", "1", "--hypothesis", "h", "--db", "custom.db")
+    assert proc.returncode == 0, proc.stderr
+    assert (isolated / "custom.db").exists() and not (isolated / "grpo_lab.db").exists()
+    assert cli("runs", env={"GRPO_LAB_DB": str(isolated / "custom.db")}).stdout.count("finished") == 1
+    assert os.environ["GRPO_LAB_DB"].endswith("grpo_lab.db")

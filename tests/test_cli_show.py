@@ -1,0 +1,13 @@
+def test_show_prints_the_whole_run(cli, recorded_store):
+    db, run_id = recorded_store
+    out = cli("show", run_id[:5], "--db", str(db), env={"COLUMNS": "200"}).stdout
+    for text in (run_id, "a recorded run", "resolved command", "Greedy accuracy", "Training curve (2 steps)",
+                 "Sample completions", "Configuration", "tiny-arith", "held_out"):  # fmt: skip
+        assert text in out, text
+
+
+def test_show_unknown_run_is_one_line_exit_2(cli, recorded_store):
+    db, _ = recorded_store
+    proc = cli("show", "zzzz", "--db", str(db))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "grpo-lab: error: no run with ID 'zzzz'; `grpo-lab runs` lists them"
