@@ -153,9 +153,8 @@ def execute(
 
     run_evals("before")
     events.on_stage("training")
-    started = time.perf_counter()
-    model = train(config, model, tokenizer, tasks.to_dataset(train_problems), str(output_dir), events, report_to)
-    outcome.train_seconds = time.perf_counter() - started
+    dataset = tasks.to_dataset(train_problems)
+    model, outcome.train_seconds = train(config, model, tokenizer, dataset, str(output_dir), events, report_to)
     run_evals("after")
     return outcome
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -353,20 +353,21 @@ class Store:
         samples: Iterable[tuple[int, int, str, str, float, float]] = (),
         results: Iterable[tuple[str, str, str, str, int, int]] = (),
     ) -> None:
-        """Add steps, samples and results for a run in one transaction (re-recording a key replaces it)."""
-        with self.session() as s:
-            for step, metrics in steps:
-                s.merge(Step(run_id=run_id, step=step, metrics=json.dumps(metrics)))
-            for step, idx, prompt, completion, reward, advantage in samples:
-                s.merge(Sample(run_id=run_id, step=step, idx=idx, prompt=prompt, completion=completion,
-                               reward=reward, advantage=advantage))  # fmt: skip
-            for stage, split, dimension, grp, correct, total in results:
-                s.merge(Result(run_id=run_id, stage=stage, split=split, dimension=dimension, grp=grp,
-                               correct=correct, total=total))  # fmt: skip
-            run = s.get(Run, run_id)
-            run.heartbeat_at = iso(now())
-            s.add(run)
-            s.commit()
+        """Add steps, samples and results for a run in one transaction, as bulk inserts."""
+        step_rows = [{"run_id": run_id, "step": st, "metrics": json.dumps(m)} for st, m in steps]
+        sample_rows = [
+            {"run_id": run_id, "step": st, "idx": i, "prompt": p, "completion": c, "reward": r, "advantage": a}
+            for st, i, p, c, r, a in samples
+        ]
+        result_rows = [
+            {"run_id": run_id, "stage": st, "split": sp, "dimension": d, "grp": g, "correct": c, "total": t}
+            for st, sp, d, g, c, t in results
+        ]
+        with self.engine.begin() as conn:
+            for table, rows in ((Step, step_rows), (Sample, sample_rows), (Result, result_rows)):
+                if rows:
+                    conn.execute(insert(table), rows)
+            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=iso(now())))
 
     def finish_run(self, run_id: str, status: str, error: str | None = None, **values: Any) -> None:
         if status not in STATUSES:

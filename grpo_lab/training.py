@@ -8,6 +8,7 @@ recording, progress bars and WandB are plugged in by the caller rather than prin
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,10 +141,15 @@ def train(
     listener: TrainingListener | None = None,
     report_to: list[str] | None = None,
 ):
-    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``."""
+    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``.
+
+    Returns the trained model and the wall time of the training phase (trainer construction,
+    training, saving), measured after TRL is imported so that it compares with a bare TRL script.
+    """
     listener = listener or TrainingListener()
     trainer_cls, callback_cls = _trainer_class()
     args = grpo_args(config, output_dir, report_to)
+    started = time.perf_counter()
     trainer = trainer_cls(
         model=model,
         reward_funcs=reward_function(config.reward),
@@ -161,4 +167,4 @@ def train(
     trainer.train()
     trainer.save_model(output_dir)
     tokenizer.save_pretrained(output_dir)
-    return trainer.model
+    return trainer.model, time.perf_counter() - started

@@ -45,7 +45,8 @@ def quick_train(tmp_path, **overrides):
         config.dataset_type, config.n_samples, config.min_num, config.max_num, config.seed
     )
     rec = Recorder()
-    trained = training.train(config, model, tokenizer, tasks.to_dataset(problems), str(tmp_path / "out"), rec)
+    trained, seconds = training.train(config, model, tokenizer, tasks.to_dataset(problems), str(tmp_path / "out"), rec)
+    assert seconds > 0
     return trained, tokenizer, rec
 
 
