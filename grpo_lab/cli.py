@@ -128,7 +128,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, comparison_table
+    from .display import LiveView, comparison_table, generalization_gap
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -145,6 +145,9 @@ def run(
     outcome = recorded.outcome
     if outcome and outcome.results:
         console.print(comparison_table(outcome.results.get("before", {}), outcome.results.get("after", {})))
+        gap = generalization_gap(outcome.results.get("after", {}))
+        if gap:
+            console.print(gap)
     if recorded.wandb.sync_command:
         console.print(f"wandb is offline; to upload: {recorded.wandb.sync_command}", soft_wrap=True)
     if recorded.status == "finished":
@@ -183,6 +186,53 @@ def note(
     """Add a result, learning or comment to a run after the fact."""
     n = _open(db).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
+
+
+@app.command(name="eval")
+def eval_command(
+    model_name: str = typer.Option(
+        ..., "--model_name", "--model-name", help="Built-in name, local path, hub id, or run:RUN_ID (a run's model)."
+    ),
+    suite: list[str] = typer.Option(None, "--suite", help="Suite to evaluate on, repeatable [default: arith-v1]."),
+    batch_size: int = typer.Option(256, "--batch_size", "--batch-size", help="Prompts per generate call."),
+    max_new_tokens: int = typer.Option(16, "--max_new_tokens", "--max-new-tokens", help="Most tokens per answer."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads [default: half the cores]."),
+    hypothesis: str = typer.Option(None, "--hypothesis", help="Why you evaluate this model (optional)."),
+    db: str = db_option(),
+):
+    """Evaluate any model greedily on standard suites and record it, so base models get a row in compare."""
+    from .display import LiveView, console, results_table
+    from .runner import quiet_libraries, record_eval
+
+    if batch_size < 1 or max_new_tokens < 1:
+        raise GrpoLabError("--batch_size and --max_new_tokens must be at least 1")
+    store = _open(db)
+    quiet_libraries()
+    view = LiveView()
+    threads = threads or max(1, (os.cpu_count() or 2) // 2)
+    try:
+        run_id = record_eval(model_name, list(suite or ["arith-v1"]), store, ["grpo-lab", *sys.argv[1:]], batch_size,
+                             max_new_tokens, threads, hypothesis, [view])  # fmt: skip
+    finally:
+        view.close()
+    console.print(results_table(store.results(run_id), title="Greedy accuracy"))
+    console.print(f"evaluation {run_id} recorded", soft_wrap=True)
+
+
+@app.command()
+def suites():
+    """List the built-in evaluation suites."""
+    from rich.table import Table
+
+    from .display import console
+    from .suites import describe, suite_names
+
+    table = Table("name", "problems", "groups", "description", "sha256")
+    for name in suite_names():
+        d = describe(name)
+        groups = ", ".join(f"{g} {n}" for g, n in d["groups"].items())
+        table.add_row(name, str(d["problems"]), groups, d["description"], d["sha256"][:12])
+    console.print(table)
 
 
 @app.command()

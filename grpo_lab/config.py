@@ -16,6 +16,7 @@ from typing import Any
 from . import tasks
 from .errors import ConfigError
 from .rewards import REWARDS
+from .suites import NONE, SUITES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,6 +76,12 @@ class RunConfig:
     eval_batch_size: int = _field(
         256, "Prompts per batched greedy generate call during evaluation.", group="Evaluation"
     )
+    eval_suite: str = _field(
+        "arith-v1",
+        "Standard suite evaluated before and after (mixed runs add mixed-v1); none skips it.",
+        (*SUITES, NONE),
+        "Evaluation",
+    )
     threads: int | None = _field(
         None,
         "Torch CPU threads (default: half the cores, at least 1; two processes each using every core "
@@ -124,6 +131,14 @@ class RunConfig:
             self.threads = max(1, (os.cpu_count() or 2) // 2)
 
     # --- derived quantities ------------------------------------------------------------------------------------
+    @property
+    def eval_suites(self) -> list[str]:
+        """The standard suites this run is evaluated on."""
+        if self.eval_suite == NONE:
+            return []
+        extra = ["mixed-v1"] if self.dataset_type == "mixed" and self.eval_suite != "mixed-v1" else []
+        return [self.eval_suite, *extra]
+
     @property
     def prompts_per_step(self) -> int:
         return self.batch_size // self.num_generations

@@ -33,6 +33,27 @@ def print_warnings(config: RunConfig) -> None:
         console.print(f"[yellow]warning:[/] {message}")
 
 
+DIFFICULTY_ORDER = {"very_easy": 0, "easy": 1, "medium": 2, "hard": 3, "very_hard": 4}
+
+
+def group_order(label: str) -> tuple:
+    """Sort key for "dimension=group" labels: overall first, difficulty tiers easy to hard."""
+    if label == "overall":
+        return (0, 0, "")
+    dim, _, group = label.partition("=")
+    return (1, dim, DIFFICULTY_ORDER.get(group, 9), group)
+
+
+def generalization_gap(after: dict[str, EvalResult]) -> str | None:
+    """The train/held-out gap after training, the seed's overfitting story in one line."""
+    train = after.get("train")
+    held = [r for split, r in after.items() if split not in ("train",)]
+    if train is None or not held:
+        return None
+    parts = [f"{r.split} {pct(r.accuracy)} ({100 * (train.accuracy - r.accuracy):+.1f} points)" for r in held]
+    return f"train {pct(train.accuracy)} after training; gap to " + ", ".join(parts)
+
+
 def comparison_table(before: dict[str, EvalResult], after: dict[str, EvalResult]) -> Table:
     """Greedy accuracy per split and group, before -> after training."""
     table = Table(title="Greedy accuracy, before -> after training")
@@ -46,6 +67,7 @@ def comparison_table(before: dict[str, EvalResult], after: dict[str, EvalResult]
                 continue
             a_groups = a.groups().get(dim, {}) if a else {}
             rows += [(f"{dim}={g}", c, a_groups.get(g)) for g, c in groups.items()]
+        rows.sort(key=lambda row: group_order(row[0]))
         for label, cb, ca in rows:
             change = "" if ca is None else f"{100 * (ca.accuracy - cb.accuracy):+.1f}"
             after_txt = "-" if ca is None else f"{pct(ca.accuracy)} ({ca.correct}/{ca.total})"
@@ -159,8 +181,11 @@ def runs_table(views) -> Table:
     return table
 
 
-def results_table(results) -> Table:
-    """Stored results (rows of stage/split/dimension/grp/correct/total) as before -> after per split and group."""
+def results_table(results, title: str = "Greedy accuracy, before -> after training") -> Table:
+    """Stored results (rows of stage/split/dimension/grp/correct/total) as before -> after per split and group.
+
+    An evaluation-only entry (no "before" stage) gets a single accuracy column.
+    """
     cells: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
     groups_per_dim: dict[tuple[str, str], set[str]] = {}
     for r in results:
@@ -170,13 +195,19 @@ def results_table(results) -> Table:
             continue  # a dimension with one group repeats the overall row
         label = "overall" if r.dimension == "overall" else f"{r.dimension}={r.grp}"
         cells.setdefault((r.split, label), {})[r.stage] = (r.correct, r.total)
-    table = Table(title="Greedy accuracy, before -> after training")
-    for col in ("split", "group", "before", "after", "change"):
+    only_after = not any("before" in stages for stages in cells.values())
+    table = Table(title=title)
+    columns = ("split", "group", "accuracy") if only_after else ("split", "group", "before", "after", "change")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("split", "group") else "right")
-    order = sorted(cells, key=lambda k: (k[0] != "train", k[0], k[1] != "overall", k[1]))
+    split_rank = {"train": 0, "held_out": 1}
+    order = sorted(cells, key=lambda k: (split_rank.get(k[0], 2), k[0], group_order(k[1])))
     for split, label in order:
         stages = cells[(split, label)]
         shown = {st: f"{pct(c / t if t else 0)} ({c}/{t})" for st, (c, t) in stages.items()}
+        if only_after:
+            table.add_row(split, label, shown["after"])
+            continue
         delta = ""
         if "before" in stages and "after" in stages:
             (cb, tb), (ca, ta) = stages["before"], stages["after"]

@@ -20,9 +20,12 @@ from pathlib import Path
 
 from . import provenance, tasks, tracking
 from .config import RunConfig
+from .errors import GrpoLabError
 from .evaluation import EvalResult, evaluate
-from .models import ResolvedModel, load_model, load_tokenizer, resolve
+from .ids import new_run_id
+from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
 from .store import HEARTBEAT_SECONDS, Run, iso, now
+from .suites import load_suite
 from .summary import summarize
 from .tracking import WandbRun
 from .training import TrainingListener, train
@@ -131,7 +134,8 @@ def execute(
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path)
     outcome = RunOutcome(config, resolved, str(output_dir))
-    splits = {"train": train_problems, "held_out": held_out}
+    suites = {name: load_suite(name) for name in config.eval_suites}
+    splits = {"train": train_problems, "held_out": held_out, **suites}
 
     def run_evals(stage: str) -> None:
         outcome.results[stage] = {}
@@ -204,7 +208,8 @@ class StoreRecorder(RunListener):
         for dim, groups in result.groups().items():
             rows += [(stage, result.split, dim, group, c.correct, c.total) for group, c in groups.items()]
         self.results += rows
-        self.store.record(self.run_id, results=rows)
+        predictions = [(stage, result.split, i, p) for i, p in enumerate(result.predictions)]
+        self.store.record(self.run_id, results=rows, predictions=predictions)
 
     def flush(self):
         if self._pending_steps or self._pending_samples:
@@ -264,7 +269,7 @@ def record_run(
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     """
-    resolved = resolve(config.model_name)
+    resolved = resolve_model(config.model_name, store)
     started_at = now()
     wb_config = {
         **config.to_dict(),
@@ -332,3 +337,71 @@ def record_run(
     store.finish_run(wb.id, status, error, summary=json.dumps(summary), train_seconds=train_seconds)
     tracking.finish(wb, {"final_accuracy": summary.get("held_out_acc_after"), **summary}, exit_code)
     return RecordedRun(wb.id, status, outcome, wb, error, exit_code)
+
+
+RUN_PREFIX = "run:"
+
+
+def resolve_model(name: str, store=None) -> ResolvedModel:
+    """Like models.resolve, and ``run:RUN_ID`` names the model a recorded run saved."""
+    if not name.startswith(RUN_PREFIX):
+        return resolve(name)
+    if store is None:
+        raise GrpoLabError(f"{name}: run references need a store")
+    run = store.find_run(name[len(RUN_PREFIX) :]).run
+    if not run.output_dir or not (Path(run.output_dir) / "config.json").exists():
+        raise GrpoLabError(f"run {run.id} has no saved model (looked in {run.output_dir}); it may not have finished")
+    found = resolve(run.output_dir)
+    return ResolvedModel(name, found.path, False, weights_checksum(Path(found.path)))
+
+
+def record_eval(
+    model_name: str,
+    suites: list[str],
+    store,
+    argv: list[str],
+    batch_size: int = 256,
+    max_new_tokens: int = 16,
+    threads: int = 1,
+    hypothesis: str | None = None,
+    listeners: list[RunListener] | None = None,
+) -> str:
+    """Evaluate a model on standard suites and record it as an evaluation-only entry; returns its run ID."""
+    problems = {name: load_suite(name) for name in suites}  # unknown suites fail before anything is written
+    resolved = resolve_model(model_name, store)
+    events = _Fanout(listeners or [])
+    set_threads(threads)
+    run_id, started_at = new_run_id(), now()
+    config = {"model_name": model_name, "suites": suites, "eval_batch_size": batch_size,
+              "max_new_tokens": max_new_tokens, "threads": threads}  # fmt: skip
+    store.create_run(
+        Run(
+            id=run_id, kind="eval", exp_name=f"eval_{Path(model_name).name or model_name}", status="running",
+            hypothesis=hypothesis, tags=json.dumps(["eval"]), command=shlex.join(provenance.redact_args(argv)),
+            resolved_command=shlex.join(["grpo-lab", "eval", "--model_name", model_name, *[
+                a for s in suites for a in ("--suite", s)], "--batch_size", str(batch_size),
+                "--max_new_tokens", str(max_new_tokens)]),
+            config=json.dumps(config), started_at=iso(started_at), host=socket.gethostname(), pid=os.getpid(),
+            heartbeat_at=iso(started_at), versions=json.dumps(provenance.versions()),
+            environment=json.dumps(provenance.environment()), model_name=model_name, model_path=resolved.path,
+            model_checksum=resolved.checksum,
+        )
+    )  # fmt: skip
+    recorder = StoreRecorder(store, run_id)
+    status, error = "finished", None
+    try:
+        events.on_model(resolved)
+        tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path)
+        for name, suite in problems.items():
+            events.on_stage(f"evaluating {name} ({len(suite)} problems)")
+            result = evaluate(model, tokenizer, suite, name, max_new_tokens, batch_size, events.on_eval_progress)
+            recorder.on_eval("after", result)
+            events.on_eval("after", result)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by Ctrl-C"
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    store.finish_run(run_id, status, error, summary=json.dumps(summarize([], recorder.results)))
+    if status != "finished":
+        raise GrpoLabError(f"evaluation {run_id} {status}: {error} (recorded in the store)")
+    return run_id

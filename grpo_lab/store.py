@@ -120,6 +120,24 @@ class Result(SQLModel, table=True):
     total: int = 0
 
 
+class Prediction(SQLModel, table=True):
+    """What the model said for one evaluated prompt (added by m002_predictions)."""
+
+    __tablename__ = "prediction"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    stage: str = Field(primary_key=True)
+    split: str = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    prompt: str = ""
+    answer: str = ""
+    completion: str = ""
+    extracted: str | None = None
+    correct: bool = False
+    task_type: str = ""
+    operation: str = ""
+    difficulty: str = ""
+
+
 class Note(SQLModel, table=True):
     __tablename__ = "note"
     run_id: str = Field(primary_key=True, foreign_key="run.id")
@@ -190,6 +208,22 @@ def m001_initial(conn: Connection) -> None:
     )
     conn.execute(text("CREATE INDEX ix_run_started_at ON run (started_at)"))
     conn.execute(text("CREATE INDEX ix_run_status ON run (status)"))
+
+
+@migration
+def m002_predictions(conn: Connection) -> None:
+    """Keep every evaluated prompt's completion and extracted answer (the evaluation suites)."""
+    conn.execute(
+        text("""
+        CREATE TABLE prediction (
+            run_id VARCHAR NOT NULL REFERENCES run (id), stage VARCHAR NOT NULL, split VARCHAR NOT NULL,
+            idx INTEGER NOT NULL, prompt VARCHAR NOT NULL, answer VARCHAR NOT NULL, completion VARCHAR NOT NULL,
+            extracted VARCHAR, correct BOOLEAN NOT NULL, task_type VARCHAR NOT NULL, operation VARCHAR NOT NULL,
+            difficulty VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, stage, split, idx)
+        )""")
+    )
+    conn.execute(text("CREATE INDEX ix_run_kind ON run (kind)"))
 
 
 # --- opening ----------------------------------------------------------------------------------------------------
@@ -352,6 +386,7 @@ class Store:
         steps: Iterable[tuple[int, dict[str, float]]] = (),
         samples: Iterable[tuple[int, int, str, str, float, float]] = (),
         results: Iterable[tuple[str, str, str, str, int, int]] = (),
+        predictions: Iterable[tuple[str, str, int, Any]] = (),
     ) -> None:
         """Add steps, samples and results for a run in one transaction, as bulk inserts."""
         step_rows = [{"run_id": run_id, "step": st, "metrics": json.dumps(m)} for st, m in steps]
@@ -363,8 +398,15 @@ class Store:
             {"run_id": run_id, "stage": st, "split": sp, "dimension": d, "grp": g, "correct": c, "total": t}
             for st, sp, d, g, c, t in results
         ]
+        prediction_rows = [
+            {"run_id": run_id, "stage": st, "split": sp, "idx": i, "prompt": p.prompt, "answer": p.answer,
+             "completion": p.completion, "extracted": p.extracted, "correct": p.correct, "task_type": p.task_type,
+             "operation": p.operation, "difficulty": p.difficulty}
+            for st, sp, i, p in predictions
+        ]  # fmt: skip
+        tables = ((Step, step_rows), (Sample, sample_rows), (Result, result_rows), (Prediction, prediction_rows))
         with self.engine.begin() as conn:
-            for table, rows in ((Step, step_rows), (Sample, sample_rows), (Result, result_rows)):
+            for table, rows in tables:
                 if rows:
                     conn.execute(insert(table), rows)
             conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=iso(now())))
@@ -429,6 +471,15 @@ class Store:
     def results(self, run_id: str) -> list[Result]:
         with self.session() as s:
             return list(s.exec(select(Result).where(Result.run_id == run_id)).all())
+
+    def predictions(self, run_id: str, stage: str | None = None, split: str | None = None) -> list[Prediction]:
+        with self.session() as s:
+            query = select(Prediction).where(Prediction.run_id == run_id)
+            if stage:
+                query = query.where(Prediction.stage == stage)
+            if split:
+                query = query.where(Prediction.split == split)
+            return list(s.exec(query.order_by(Prediction.stage, Prediction.split, Prediction.idx)).all())
 
     def notes(self, run_id: str) -> list[Note]:
         with self.session() as s:

@@ -77,13 +77,20 @@ def test_a_run_records_every_field(cli, isolated):
     results = rows(db, "SELECT * FROM result")
     keys = {(r["stage"], r["split"], r["dimension"], r["grp"]) for r in results}
     for stage in ("before", "after"):
-        for split in ("train", "held_out"):
+        for split in ("train", "held_out", "arith-v1"):
             assert (stage, split, "overall", "") in keys
             assert {(stage, split, "operation", op) for op in "+-*"} <= keys
     train_overall = [r for r in results if (r["stage"], r["split"], r["dimension"]) == ("after", "train", "overall")]
     assert train_overall[0]["total"] == 32
+    assert {(stage, "arith-v1", "difficulty", "very_hard") for stage in ("before", "after")} <= keys
+    # every evaluated prompt's completion and extracted answer
+    counts = {(r["stage"], r["split"]): r["n"] for r in rows(db, "SELECT stage, split, count(*) AS n FROM prediction "
+                                                                  "GROUP BY stage, split")}  # fmt: skip
+    assert counts == {(st, sp): n for st in ("before", "after") for sp, n in (("train", 32), ("held_out", 20),
+                                                                              ("arith-v1", 200))}  # fmt: skip
     summary = json.loads(run["summary"])
     assert summary["steps"] == 3 and "held_out_acc_after" in summary and "final_frac_reward_zero_std" in summary
+    assert "arith-v1_acc_after" in summary and "arith-v1_acc_after:operation=+" in summary
 
 
 def test_offline_wandb_run_id_is_the_recorded_id(cli, isolated):

@@ -59,3 +59,27 @@ def test_stopping_at_the_answer_changes_no_extracted_answer():
     assert [s.extracted for s in score(problems, stopped, "x").predictions] == [
         f.extracted for f in score(problems, full, "x").predictions
     ]
+
+
+def test_stopping_at_the_answer_is_exact_on_the_full_standard_suites():
+    """The early stop never changes an extracted answer: every suite prompt, stopped vs run to max_new_tokens."""
+    from grpo_lab.suites import load_suite
+
+    model, tok = _tiny()
+    for name in ("arith-v1", "mixed-v1"):
+        problems = load_suite(name)
+        prompts, kinds = [p.prompt for p in problems], [p.task_type for p in problems]
+        stopped = score(problems, evaluation.generate_greedy(model, tok, prompts, kinds, stop_at_answer=True), name)
+        full = score(problems, evaluation.generate_greedy(model, tok, prompts, kinds, stop_at_answer=False), name)
+        assert [p.extracted for p in stopped.predictions] == [p.extracted for p in full.predictions]
+        assert stopped.accuracy == full.accuracy
+
+
+def test_batch_size_does_not_change_results():
+    from grpo_lab.suites import load_suite
+
+    model, tok = _tiny()
+    problems = load_suite("arith-v1")
+    whole = evaluation.evaluate(model, tok, problems, "s", batch_size=200)
+    chunks = evaluation.evaluate(model, tok, problems, "s", batch_size=7)
+    assert [p.extracted for p in whole.predictions] == [p.extracted for p in chunks.predictions]

@@ -1,0 +1,66 @@
+"""`grpo-lab eval`: any model on the standard suites, recorded as an evaluation-only entry."""
+
+import sqlite3
+
+import pytest
+
+
+def test_eval_records_an_evaluation_only_entry_with_every_prediction(cli, isolated):
+    proc = cli("eval", "--model_name", "tiny-arith", "--suite", "arith-v1", "--suite", "mixed-v1")
+    assert proc.returncode == 0, proc.stderr
+    conn = sqlite3.connect(isolated / "grpo_lab.db")
+    (run_id, kind, status, checksum) = conn.execute("SELECT id, kind, status, model_checksum FROM run").fetchone()
+    assert (kind, status) == ("eval", "finished") and len(checksum) == 64
+    n = dict(conn.execute("SELECT split, count(*) FROM prediction GROUP BY split").fetchall())
+    assert n == {"arith-v1": 200, "mixed-v1": 100}
+    row = conn.execute("SELECT prompt, completion, extracted, correct FROM prediction WHERE split='arith-v1' "
+                       "AND idx=0").fetchone()  # fmt: skip
+    assert row[0] == "Calculate: 2 + 2 = " and row[2] is not None
+    overall = conn.execute(
+        "SELECT correct, total FROM result WHERE split='arith-v1' AND dimension='overall'"
+    ).fetchone()
+    assert overall[1] == 200 and f"{overall[0] / 2:.1f}%" in proc.stdout
+    assert f"evaluation {run_id} recorded" in proc.stdout
+
+
+def test_eval_twice_gives_identical_predictions(cli, isolated):
+    for _ in range(2):
+        assert cli("eval", "--model_name", "tiny-arith", "--suite", "mixed-v1").returncode == 0
+    conn = sqlite3.connect(isolated / "grpo_lab.db")
+    ids = [r[0] for r in conn.execute("SELECT id FROM run")]
+    outputs = [conn.execute("SELECT completion FROM prediction WHERE run_id=? ORDER BY idx", (i,)).fetchall()
+               for i in ids]  # fmt: skip
+    assert outputs[0] == outputs[1]
+
+
+def test_eval_of_a_runs_saved_model(cli, recorded_store):
+    db, run_id = recorded_store
+    proc = cli("eval", "--model_name", f"run:{run_id[:5]}", "--suite", "mixed-v1", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr
+    model_name = sqlite3.connect(db).execute("SELECT model_name FROM run WHERE kind='eval'").fetchone()[0]
+    assert model_name == f"run:{run_id[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model_name", "tiny-arith", "--suite", "arith-v9"], "unknown suite 'arith-v9'"),
+        (["--model_name", "run:zzzz"], "no run with ID 'zzzz'"),
+        (["--model_name", "./no/such/model"], "no model directory at ./no/such/model"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(cli, isolated, args, message):
+    proc = cli("eval", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    db = isolated / "grpo_lab.db"
+    assert not db.exists() or sqlite3.connect(db).execute("SELECT count(*) FROM run").fetchone()[0] == 0
+
+
+def test_run_reference_without_a_saved_model(cli, isolated):
+    from grpo_lab.store import Run, Store, iso, now
+
+    Store(f"sqlite:///{isolated / 'grpo_lab.db'}").create_run(
+        Run(id="nomodel1", exp_name="x", started_at=iso(now()), host="h", model_name="m", output_dir="gone")
+    )
+    proc = cli("eval", "--model_name", "run:nomodel1")
+    assert proc.returncode == 2 and "run nomodel1 has no saved model" in proc.stderr
