@@ -160,8 +160,9 @@ def short_time(iso_time: str | None) -> str:
     return (iso_time or "")[:16].replace("T", " ")
 
 
-def change(summary: dict, split: str) -> str:
-    before, after = summary.get(f"{split}_acc_before"), summary.get(f"{split}_acc_after")
+def change(summary: dict, key: str) -> str:
+    """ "before -> after" of a canonical summary key (held_out, train_acc)."""
+    before, after = summary.get(f"{key}_before"), summary.get(key)
     if before is None and after is None:
         return "-"
     return f"{pct(before)} -> {pct(after)}"
@@ -173,10 +174,10 @@ def runs_table(views) -> Table:
         table.add_column(col, no_wrap=col in ("id", "status"), overflow="fold")
     for v in views:
         r, s = v.run, v.summary
-        reward = s.get("final_reward")
+        reward = s.get("reward")
         table.add_row(
             r.id, status_text(r.status), r.exp_name, short_time(r.started_at), (r.hypothesis or "")[:60],
-            change(s, "held_out"), change(s, "train"), "-" if reward is None else f"{reward:+.3f}",
+            change(s, "held_out"), change(s, "train_acc"), "-" if reward is None else f"{reward:+.3f}",
         )  # fmt: skip
     return table
 

@@ -89,7 +89,8 @@ def test_a_run_records_every_field(cli, isolated):
     assert counts == {(st, sp): n for st in ("before", "after") for sp, n in (("train", 32), ("held_out", 20),
                                                                               ("arith-v1", 200))}  # fmt: skip
     summary = json.loads(run["summary"])
-    assert summary["steps"] == 3 and "held_out_acc_after" in summary and "final_frac_reward_zero_std" in summary
+    assert summary["steps"] == 3 and "held_out_acc_after" in summary and "zero_std" in summary
+    assert summary["suite"] == "arith-v1" and summary["held_out"] == summary["arith-v1_acc_after"]
     assert "arith-v1_acc_after" in summary and "arith-v1_acc_after:operation=+" in summary
 
 
