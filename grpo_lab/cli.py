@@ -264,6 +264,32 @@ def presets():
     console.print(table)
 
 
+journal_app = typer.Typer(help="Write the research journal from the store.", no_args_is_help=True)
+app.add_typer(journal_app, name="journal")
+
+
+@journal_app.command("render")
+def journal_render(
+    run_ids: list[str] = typer.Argument(None, help="Runs to render (IDs or unique prefixes) [default: all]."),
+    out: str = typer.Option("journal/research_journal.md", "--out", help="The journal file."),
+    template: str = typer.Option("default", "--template", help="A template name in templates/ or a file path."),
+    since: str = typer.Option(None, "--since", help="Only runs started on or after this date (YYYY-MM-DD)."),
+    tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
+    stdout: bool = typer.Option(False, "--stdout", help="Print the entries instead of writing the journal."),
+    db: str = db_option(),
+):
+    """Render one entry per run in the seed's journal format; hand-written text in the file is kept."""
+    from pathlib import Path
+
+    from .journal import Selection, render
+
+    report = render(_open(db), Selection(run_ids or None, since, tag), Path(out), template, to_stdout=stdout)
+    if stdout:
+        typer.echo(report.text, nl=False)
+        return
+    typer.echo(f"rendered {len(report.rendered)} runs into {report.path} ({len(report.plots)} plots updated)")
+
+
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
     if version:

@@ -1,0 +1,185 @@
+"""`grpo-lab journal render`: the seed's entry format, idempotent, safe for hand-written text."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from grpo_lab.store import Run, Store
+
+HEADING = re.compile(r"^### (?P<name>.+) - (?P<when>\d{4}-\d{2}-\d{2}_\d{2}:\d{2}) - Run ID: (?P<id>[a-z0-9]{8})$")
+
+
+def add_run(store, run_id, status, started, error=None, steps=3, hypothesis="h", tags=("t",)):
+    summary = {"suite": "arith-v1", "held_out": 0.4, "held_out_before": 0.3, "train_acc": 0.5, "reward": -0.25,
+               "steps": steps, "zero_std": 0.7, "reward_max": 0.5, "kl_last": 0.02}  # fmt: skip
+    store.create_run(Run(
+        id=run_id, exp_name=f"exp_{status}", status=status, started_at=started, host="h", model_name="tiny-arith",
+        hypothesis=hypothesis, command=f"grpo-lab run --seed 1 --hypothesis {hypothesis}", error=error,
+        tags=json.dumps(list(tags)), config=json.dumps({"beta": 0.1, "num_generations": 16}),
+        summary=json.dumps(summary),
+    ))  # fmt: skip
+    store.record(
+        run_id,
+        steps=[(i, {"reward": -0.5 + i / 10, "frac_reward_zero_std": 0.7}) for i in range(1, steps + 1)],
+        results=[("before", "arith-v1", "overall", "", 60, 200), ("after", "arith-v1", "overall", "", 80, 200),
+                 ("before", "arith-v1", "operation", "+", 30, 80), ("after", "arith-v1", "operation", "+", 40, 80),
+                 ("before", "train", "overall", "", 30, 100), ("after", "train", "overall", "", 50, 100)],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(recorded_store, isolated):
+    """The module's real finished run, plus a failed and an interrupted run, in a copy of its store."""
+    db, run_id = recorded_store
+    shutil.copy(db, isolated / "grpo_lab.db")
+    s = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    add_run(s, "failed01", "failed", "2026-01-02T10:00:00+00:00", error="RuntimeError: boom")
+    add_run(s, "interr01", "interrupted", "2026-01-03T11:30:00+00:00", error="interrupted by Ctrl-C", tags=("x",))
+    return s, run_id
+
+
+def test_entries_start_with_the_seeds_four_lines(cli, store, isolated):
+    s, real_id = store
+    proc = cli("journal", "render")
+    assert proc.returncode == 0, proc.stderr
+    text = (isolated / "journal" / "research_journal.md").read_text()
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("### ")]
+    assert len(starts) == 3
+    seen = {}
+    for i in starts:
+        m = HEADING.match(lines[i])
+        assert m, lines[i]
+        assert lines[i + 1].startswith("**Hypothesis**: ")
+        assert lines[i + 2].startswith("**Command**: `grpo-lab run ") and lines[i + 2].endswith("`")
+        assert lines[i + 3].startswith("**Results**: ")
+        seen[m["id"]] = lines[i + 3]
+    assert set(seen) == {real_id, "failed01", "interr01"}
+    assert "status failed (RuntimeError: boom)" in seen["failed01"]
+    assert "status interrupted" in seen["interr01"]
+    assert (
+        "held-out accuracy" in seen[real_id] and "on arith-v1" in seen[real_id] and "status finished" in seen[real_id]
+    )
+    assert "### exp_failed - 2026-01-02_10:00 - Run ID: failed01" in lines
+    # entries are in chronological order, each with its plot beside the journal
+    assert [HEADING.match(lines[i])["id"] for i in starts][:2] == ["failed01", "interr01"]
+    for rid in seen:
+        assert (isolated / "journal" / "assets" / f"{rid}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_entries_parse_as_markdown(cli, store, isolated):
+    assert cli("journal", "render").returncode == 0
+    tokens = MarkdownIt("commonmark").enable("table").parse((isolated / "journal" / "research_journal.md").read_text())
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h3"]
+    assert len(headings) == 3 and all(HEADING.match("### " + h) for h in headings)
+    assert sum(t.type == "table_open" for t in tokens) == 3
+    inline = " ".join(t.content for t in tokens if t.type == "inline")
+    assert inline.count("**Hypothesis**: ") == 3 and "![" in inline
+    images = [c for t in tokens if t.type == "inline" for c in t.children or [] if c.type == "image"]
+    assert {img.attrs["src"] for img in images} == {f"assets/{rid}.png" for rid in ("failed01", "interr01", store[1])}
+
+
+GOLDEN = """\
+<!-- grpo-lab:begin failed01 -->
+### exp_failed - 2026-01-02_10:00 - Run ID: failed01
+**Hypothesis**: h
+**Command**: `grpo-lab run --seed 1 --hypothesis h`
+**Results**: Achieved 40.0% held-out accuracy (80/200 on arith-v1, up from 30.0%), train accuracy 50.0% (from 30.0%), \
+final train reward -0.250; per operation: + 50.0%; status failed (RuntimeError: boom).
+**Learnings**: the KL term never engaged
+
+- Expected: more
+- Comment: rerun with 2 threads
+
+| arith-v1 accuracy | before | after |
+| --- | ---: | ---: |
+| overall | 30.0% | 40.0% |
+| operation + | 37.5% | 50.0% |
+| train (overall) | 30.0% | 50.0% |
+
+Diagnostics:
+- ⚠️ frac_reward_zero_std 0.70 > 0.5: most groups have identical rewards; raise temperature or num_generations
+- ℹ️ final KL 0.02 outside the seed's 0.5-1.0 range (informational)
+
+![exp_failed failed01: reward, zero-std fraction and accuracy per group](assets/failed01.png)
+<!-- grpo-lab:end failed01 -->
+"""
+
+
+def test_an_entry_renders_exactly(cli, store, isolated):
+    s, _ = store
+    s.update_run("failed01", expected="more")
+    s.add_note("failed01", "the KL term never engaged", "learning")
+    s.add_note("failed01", "rerun with 2 threads", "comment")
+    assert cli("journal", "render", "failed01").returncode == 0
+    text = (isolated / "journal" / "research_journal.md").read_text()
+    assert text.split("\n\n", 2)[2] == GOLDEN
+
+
+def test_rendering_twice_changes_nothing(cli, store, isolated):
+    journal = isolated / "journal"
+    assert cli("journal", "render").returncode == 0
+    before = {p.name: p.read_bytes() for p in journal.rglob("*") if p.is_file()}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in journal.rglob("*") if p.is_file()}
+    proc = cli("journal", "render")
+    assert proc.returncode == 0 and "(0 plots updated)" in proc.stdout
+    assert {p.name: p.read_bytes() for p in journal.rglob("*") if p.is_file()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in journal.rglob("*") if p.is_file()} == mtimes
+
+
+def test_hand_written_text_survives_rerendering_and_notes(cli, store, isolated):
+    path = isolated / "journal" / "research_journal.md"
+    assert cli("journal", "render").returncode == 0
+    text = path.read_text()
+    mine_top = "My notes before everything.\n"
+    mine_mid = "\n## Week 1 thoughts\nThe failed run was my fault.\n"
+    first_end = text.index("<!-- grpo-lab:end failed01 -->\n") + len("<!-- grpo-lab:end failed01 -->\n")
+    path.write_text(mine_top + text[:first_end] + mine_mid + text[first_end:] + "\nClosing words.\n")
+    assert cli("note", "interr01", "it was the power cut", "--kind", "learning").returncode == 0
+    assert cli("journal", "render").returncode == 0
+    after = path.read_text()
+    assert after.startswith(mine_top) and mine_mid in after and after.endswith("\nClosing words.\n")
+    assert "**Learnings**: it was the power cut" in after
+    assert after.count("<!-- grpo-lab:begin interr01 -->") == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("broken.md.j2", "broken.md.j2 line 2: "),
+        ("undefined.md.j2", "undefined.md.j2 line 1: 'dict object' has no attribute 'no_such_field'"),
+        ("missing.md.j2", "template missing.md.j2 does not exist"),
+        ("nonexistent", "no template named 'nonexistent'"),
+    ],
+)
+def test_a_failed_render_leaves_the_journal_byte_identical(cli, store, isolated, template, message):
+    (isolated / "broken.md.j2").write_text("### {{ run.id }}\n{% if run.status %}\n")
+    (isolated / "undefined.md.j2").write_text("{{ run.no_such_field }}\n")
+    assert cli("journal", "render").returncode == 0
+    journal = isolated / "journal"
+    before = {p: p.read_bytes() for p in journal.rglob("*") if p.is_file()}
+    proc = cli("journal", "render", "--template", template)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert {p: p.read_bytes() for p in journal.rglob("*") if p.is_file()} == before
+
+
+def test_stdout_since_tag_and_a_template_of_your_own(cli, store, isolated):
+    (isolated / "mine.md.j2").write_text("{{ run.id }} {{ run.status }} {{ run.config.beta }}\n")
+    out = cli("journal", "render", "--stdout", "--template", "mine.md.j2", "--tag", "x").stdout
+    assert out == "interr01 interrupted 0.1\n"
+    assert not (isolated / "journal").exists()
+    out = cli("journal", "render", "--stdout", "--since", "2026-01-03", "--template", "mine.md.j2").stdout
+    assert "failed01" not in out and "interr01" in out
+    assert cli("journal", "render", "--since", "yesterday").returncode == 2
+
+
+def test_the_default_template_ships_at_the_top_of_the_repo():
+    from grpo_lab.journal import templates_dir
+
+    assert (templates_dir() / "default.md.j2").is_file()
+    assert Path(__file__).resolve().parent.parent.joinpath("templates", "default.md.j2").is_file()
