@@ -114,7 +114,7 @@ def run(
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
-    from .display import config_table, console, plan_table, print_warnings
+    from .display import config_table, console, esc, plan_table, print_warnings
     from .tracking import choose_mode
 
     config = resolve_config(preset, options)
@@ -135,7 +135,9 @@ def run(
     view = LiveView()
 
     def started(wb, output_dir):
-        console.print(f"[bold]run {wb.id}[/]  {config.exp_name}  wandb {wb.mode}  ->  {output_dir}", soft_wrap=True)
+        console.print(
+            f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
+        )
 
     intent = Intent(hypothesis, expected, criteria, preset, ["grpo-lab", *sys.argv[1:]])
     try:
@@ -149,9 +151,9 @@ def run(
         if gap:
             console.print(gap)
     if recorded.wandb.sync_command:
-        console.print(f"wandb is offline; to upload: {recorded.wandb.sync_command}", soft_wrap=True)
+        console.print(f"wandb is offline; to upload: {esc(recorded.wandb.sync_command)}", soft_wrap=True)
     if recorded.status == "finished":
-        console.print(f"run {recorded.run_id} finished; model saved to {outcome.output_dir}", soft_wrap=True)
+        console.print(f"run {recorded.run_id} finished; model saved to {esc(outcome.output_dir)}", soft_wrap=True)
         return
     fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
 
@@ -262,6 +264,51 @@ def presets():
         flags = " ".join(f"--{k} {v}" for k, v in values.items() if k != "description")
         table.add_row(name, values.get("description", ""), flags)
     console.print(table)
+
+
+@app.command(name="compare")
+def compare_command(
+    run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) [default: all]."),
+    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and held_out>=0.5'."),
+    tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
+    last: int = typer.Option(None, "--last", help="Only the newest N runs."),
+    sort: str = typer.Option(None, "--sort", help="Sort by a column; -COL sorts descending."),
+    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting)."),
+    all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
+    group_by_seed: bool = typer.Option(
+        False, "--group-by-seed", "--group_by_seed", help="Collapse runs that differ only in seed: mean ± sd, n."
+    ),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
+    db: str = db_option(),
+):
+    """One row per run: the config columns that differ, results, and diagnostics."""
+    from . import compare as cmp
+
+    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    if fmt not in cmp.FORMATS:
+        raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
+    table = cmp.compare(_open(db), run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
+    if fmt == "table":
+        from .display import console
+
+        console.print(cmp.to_rich(table))
+    else:
+        writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
+        sys.stdout.write(writer(table))
+
+
+@app.command()
+def diff(
+    run_a: str = typer.Argument(..., help="A run ID or prefix."),
+    run_b: str = typer.Argument(..., help="Another run ID or prefix."),
+    db: str = db_option(),
+):
+    """Two runs side by side: configuration and results, differences highlighted."""
+    from .display import console, diff_tables
+
+    store = _open(db)
+    for table in diff_tables(store.find_run(run_a), store.find_run(run_b)):
+        console.print(table)
 
 
 journal_app = typer.Typer(help="Write the research journal from the store.", no_args_is_help=True)

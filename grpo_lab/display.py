@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -11,6 +12,11 @@ from .evaluation import EvalResult
 from .runner import RunListener
 
 console = Console(stderr=False, highlight=False)
+
+
+def esc(value: object) -> str:
+    """User text (names, hypotheses, prompts, paths) shown verbatim, never read as rich markup."""
+    return escape(str(value))
 
 
 def pct(x: float | None) -> str:
@@ -30,7 +36,7 @@ def plan_table(config: RunConfig) -> Table:
 
 def print_warnings(config: RunConfig) -> None:
     for message in config.warnings():
-        console.print(f"[yellow]warning:[/] {message}")
+        console.print(f"[yellow]warning:[/] {esc(message)}")
 
 
 DIFFICULTY_ORDER = {"very_easy": 0, "easy": 1, "medium": 2, "hard": 3, "very_hard": 4}
@@ -88,12 +94,12 @@ class LiveView(RunListener):
     def on_stage(self, description: str) -> None:
         self._close_eval()
         if description != "training":
-            self.out.print(f"[dim]·[/] {description}")
+            self.out.print(f"[dim]·[/] {esc(description)}")
 
     def on_model(self, model) -> None:
         where = "built-in" if model.builtin else model.path
         checksum = f", sha256 {model.checksum[:12]}" if model.checksum else ""
-        self.out.print(f"[dim]·[/] model {model.name} ({where}{checksum})")
+        self.out.print(f"[dim]·[/] model {esc(model.name)} ({esc(where)}{checksum})")
 
     def on_eval_progress(self, done: int, total: int) -> None:
         if self.eval_progress is None:
@@ -176,7 +182,7 @@ def runs_table(views) -> Table:
         r, s = v.run, v.summary
         reward = s.get("reward")
         table.add_row(
-            r.id, status_text(r.status), r.exp_name, short_time(r.started_at), (r.hypothesis or "")[:60],
+            r.id, status_text(r.status), esc(r.exp_name), short_time(r.started_at), esc((r.hypothesis or "")[:60]),
             change(s, "held_out"), change(s, "train_acc"), "-" if reward is None else f"{reward:+.3f}",
         )  # fmt: skip
     return table
@@ -234,7 +240,7 @@ def curve_table(steps, keys=("reward", "reward_std", "frac_reward_zero_std", "kl
 
 def show_run(store, view, out: Console = console) -> None:
     r = view.run
-    out.print(f"[bold]{r.exp_name}[/]  run [bold]{r.id}[/]  {status_text(r.status)}")
+    out.print(f"[bold]{esc(r.exp_name)}[/]  run [bold]{r.id}[/]  {status_text(r.status)}")
     facts = Table(show_header=False, box=None, pad_edge=False)
     rows = [
         ("hypothesis", r.hypothesis), ("expected", r.expected), ("criteria", r.criteria), ("preset", r.preset),
@@ -251,7 +257,7 @@ def show_run(store, view, out: Console = console) -> None:
     ]  # fmt: skip
     for key, value in rows:
         if value:
-            facts.add_row(f"[bold]{key}[/]", str(value))
+            facts.add_row(f"[bold]{key}[/]", esc(value))
     out.print(facts)
     out.print(results_table(store.results(r.id)))
     out.print(curve_table(store.steps(r.id)))
@@ -262,15 +268,60 @@ def show_run(store, view, out: Console = console) -> None:
             table.add_column(col)
         last = max(s.step for s in samples)
         for s in (s for s in samples if s.step == last):
-            table.add_row(str(s.step), s.prompt, repr(s.completion), f"{s.reward:+.2f}")
+            table.add_row(str(s.step), esc(s.prompt), esc(repr(s.completion)), f"{s.reward:+.2f}")
         out.print(table)
     for n in store.notes(r.id):
-        out.print(f"[bold]{n.kind}[/] ({short_time(n.created_at)}): {n.text}")
+        out.print(f"[bold]{n.kind}[/] ({short_time(n.created_at)}): {esc(n.text)}")
     out.print(config_table_from_dict(view.config))
 
 
 def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:
     table = Table(title=title, show_header=False, box=None, pad_edge=False)
     for key, value in config.items():
-        table.add_row(f"[bold]{key}[/]", ", ".join(value) if isinstance(value, list) else str(value))
+        table.add_row(f"[bold]{key}[/]", esc(", ".join(value) if isinstance(value, list) else value))
     return table
+
+
+def diff_tables(a, b) -> list[Table]:
+    """Configuration and results of two runs side by side; differing rows in bold yellow."""
+    from .diagnostics import diagnose
+
+    def side_by_side(title: str, left: dict, right: dict, keys: list[str], fmt) -> Table:
+        table = Table(title=title)
+        for col in ("", a.run.id, b.run.id):
+            table.add_column(col)
+        for key in keys:
+            lv, rv = left.get(key), right.get(key)
+            style = "bold yellow" if lv != rv else None
+            table.add_row(esc(key), fmt(key, lv), fmt(key, rv), style=style)
+        return table
+
+    def plain(_, v):
+        return "-" if v is None else esc(", ".join(map(str, v)) if isinstance(v, list) else v)
+
+    def result(key, v):
+        if isinstance(v, float):
+            return pct(v) if "acc" in key or key.startswith("held_out") else f"{v:.4g}"
+        return plain(key, v)
+
+    config_keys = list(dict.fromkeys([*a.config, *b.config]))
+    canonical = ["held_out", "held_out_before", "train_acc", "train_acc_before", "reward", "zero_std", "kl",
+                 "kl_last", "grad_norm", "steps"]  # fmt: skip
+    groups = sorted(k for k in {*a.summary, *b.summary} if ":" in k and k.split("_acc_")[0] == a.summary.get("suite"))
+    run_keys = {
+        "status": (a.run.status, b.run.status),
+        "model": (a.run.model_name, b.run.model_name),
+        "started": (a.run.started_at, b.run.started_at),
+        "hypothesis": (a.run.hypothesis, b.run.hypothesis),
+    }
+    runs = Table(title="Runs")
+    for col in ("", a.run.id, b.run.id):
+        runs.add_column(col)
+    for key, (lv, rv) in run_keys.items():
+        runs.add_row(key, plain(key, lv), plain(key, rv))
+    runs.add_row("diagnostics", *(" ".join(f.code for f in diagnose(v.config, v.summary)) or "-" for v in (a, b)))
+    return [
+        runs,
+        side_by_side("Configuration", a.config, b.config, config_keys, plain),
+        side_by_side("Results", a.summary, b.summary, canonical + groups, result),
+    ]

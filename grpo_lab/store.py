@@ -485,6 +485,56 @@ class Store:
         with self.session() as s:
             return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
 
+    # -- the compare query --
+    TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "tags", "config",
+                     "summary", "hypothesis")  # fmt: skip
+    CONDITION_OPS = {"=": "__eq__", "!=": "__ne__", ">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__"}
+
+    def table_rows(
+        self,
+        conditions: Sequence[tuple[str, str, str, Any]] = (),
+        ids: Sequence[str] | None = None,
+        tag: str | None = None,
+        last: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs as plain dicts (config and summary decoded), oldest first, filtered in SQL.
+
+        A condition is (source, key, op, value): source "run" names a column, "config" and "summary" a key of
+        that JSON column. Keys were validated by the caller; values are always bound parameters.
+        """
+        from sqlalchemy import and_, func, literal, or_
+        from sqlalchemy import select as sa_select
+
+        query = sa_select(*[getattr(Run, c) for c in self.TABLE_COLUMNS])
+        clauses = []
+        for source, key, op, value in conditions:
+            if source == "run":
+                target = getattr(Run, key)
+            else:
+                target = func.json_extract(getattr(Run, source), literal(f'$."{key}"'))
+            clauses.append(getattr(target, self.CONDITION_OPS[op])(value))
+        if ids is not None:
+            clauses.append(or_(*[Run.id.startswith(i, autoescape=True) for i in ids]))
+        if tag is not None:
+            clauses.append(Run.tags.contains(json.dumps(tag), autoescape=True))
+        if clauses:
+            query = query.where(and_(*clauses))
+        query = query.order_by(Run.started_at.desc(), Run.id)
+        if last:
+            query = query.limit(last)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for row in reversed(rows):
+            d = dict(zip(self.TABLE_COLUMNS, row, strict=True))
+            d["tags"], d["config"], d["summary"] = (
+                json.loads(d["tags"]),
+                json.loads(d["config"]),
+                json.loads(d["summary"]),
+            )
+            out.append(d)
+        return out
+
     # -- crash detection --
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""

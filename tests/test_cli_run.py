@@ -20,7 +20,24 @@ QUICK = [
 ]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["models"], ["presets"], ["runs"], ["show"], ["note"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["models"],
+        ["presets"],
+        ["runs"],
+        ["show"],
+        ["note"],
+        ["eval"],
+        ["suites"],
+        ["compare"],
+        ["diff"],
+        ["journal"],
+        ["journal", "render"],
+    ],
+)
 def test_help(cli, command):
     proc = cli(*command, "--help")
     assert proc.returncode == 0, proc.stderr

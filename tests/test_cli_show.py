@@ -11,3 +11,11 @@ def test_show_unknown_run_is_one_line_exit_2(cli, recorded_store):
     proc = cli("show", "zzzz", "--db", str(db))
     assert proc.returncode == 2
     assert proc.stderr.strip() == "grpo-lab: error: no run with ID 'zzzz'; `grpo-lab runs` lists them"
+
+
+def test_brackets_in_user_text_are_shown_not_parsed(cli, recorded_store):
+    db, run_id = recorded_store
+    assert cli("note", run_id, "try [bold]x[/] and [/]", "--db", str(db)).returncode == 0
+    proc = cli("show", run_id, "--db", str(db), env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "try [bold]x[/] and [/]" in proc.stdout

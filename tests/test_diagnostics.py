@@ -1,0 +1,64 @@
+"""Each of the seed's rules, on synthetic curves summarised the way a real run is."""
+
+from grpo_lab.diagnostics import diagnose
+from grpo_lab.summary import summarize
+
+GOOD = {"beta": 0.1, "num_generations": 16}
+
+
+def curve(n=20, **metrics):
+    return [(i, {k: (v(i) if callable(v) else v) for k, v in metrics.items()}) for i in range(1, n + 1)]
+
+
+def results(train=0.6, held=0.5):
+    return [("after", "train", "overall", "", int(train * 100), 100),
+            ("after", "arith-v1", "overall", "", int(held * 200), 200)]  # fmt: skip
+
+
+def codes(config, steps, res=()):
+    return [f.code for f in diagnose(config, summarize(steps, list(res)))]
+
+
+HEALTHY = dict(reward=lambda i: -0.5 + i / 40, frac_reward_zero_std=0.2, grad_norm=3.0, kl=0.7)
+
+
+def test_a_healthy_run_has_no_findings():
+    assert codes(GOOD, curve(**HEALTHY), results()) == []
+
+
+def test_zero_std_above_half_in_the_last_steps():
+    steps = curve(**{**HEALTHY, "frac_reward_zero_std": lambda i: 0.1 if i < 18 else 0.8})
+    assert codes(GOOD, steps) == ["zero-std"]
+    assert codes(GOOD, curve(**{**HEALTHY, "frac_reward_zero_std": lambda i: 0.9 if i < 18 else 0.2})) == []
+
+
+def test_reward_stuck_at_minus_one():
+    steps = curve(**{**HEALTHY, "reward": -1.0, "frac_reward_zero_std": 0.3})
+    assert "reward-stuck" in codes(GOOD, steps)
+    assert "reward-stuck" not in codes(GOOD, curve(**{**HEALTHY, "reward": lambda i: -1.0 if i != 5 else -0.9}))
+
+
+def test_grad_norm_zero_on_most_steps():
+    steps = curve(**{**HEALTHY, "grad_norm": lambda i: 0.0 if i % 4 else 1.0})
+    assert codes(GOOD, steps) == ["zero-grad"]
+
+
+def test_config_rules():
+    assert "no-kl" in codes({"beta": 0, "num_generations": 16}, curve(**HEALTHY))
+    assert "few-generations" in codes({"beta": 0.1, "num_generations": 4}, curve(**HEALTHY))
+
+
+def test_final_kl_outside_the_seeds_range_is_informational():
+    findings = diagnose(GOOD, summarize(curve(**{**HEALTHY, "kl": 0.05}), []))
+    assert [(f.code, f.severity) for f in findings] == [("kl-range", "info")]
+    assert codes({"beta": 0, "num_generations": 16}, curve(**{**HEALTHY, "kl": 0.05})) == ["no-kl"]
+
+
+def test_overfitting_gap_above_30_points():
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.95, held=0.6)) == ["overfitting"]
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.85, held=0.6)) == []
+
+
+def test_findings_carry_the_seeds_advice():
+    (finding,) = diagnose(GOOD, summarize(curve(**{**HEALTHY, "frac_reward_zero_std": 0.9}), []))
+    assert "raise temperature or num_generations" in finding.message
