@@ -83,9 +83,21 @@ def db_option():
 
 
 def _open(db: str | None):
-    from .store import open_store
+    from .store.db import open_store
 
     return open_store(_db_url(db))
+
+
+def _fetcher(db: str | None):
+    """compare's row source: plain sqlite3 when the file needs no upgrade or crash-marking, else the full store."""
+    from functools import partial
+
+    from .store import sqlite_read
+
+    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
+    if path is not None and path.exists() and sqlite_read.ready_to_read(path):
+        return partial(sqlite_read.table_rows, path)
+    return _open(db).table_rows
 
 
 def _db_url(db: str | None) -> str | None:
@@ -287,7 +299,7 @@ def compare_command(
     fmt = fmt or ("table" if sys.stdout.isatty() else "md")
     if fmt not in cmp.FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
-    table = cmp.compare(_open(db), run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
+    table = cmp.compare(_fetcher(db), run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
     if fmt == "table":
         from .display import console
 

@@ -179,10 +179,11 @@ def _group_by_seed(rows, flat, columns, result_cols):
     return out, columns
 
 
-def compare(store, ids=None, where=None, tag=None, last=None, sort=None, limit=None, all_columns=False,
+def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, all_columns=False,
             group_by_seed=False) -> Table:  # fmt: skip
+    """``fetch(conditions, ids, tag, last)`` returns the runs (Store.table_rows or sqlite_read.table_rows)."""
     conditions = [_store_condition(c) for c in parse_where(where)]
-    rows = store.table_rows(conditions, ids=ids or None, tag=tag, last=last)
+    rows = fetch(conditions, ids or None, tag, last)
     table = build_table(rows, all_columns, group_by_seed)
     if sort:
         table.rows = sort_rows(table, sort)

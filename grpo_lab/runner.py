@@ -24,7 +24,7 @@ from .errors import GrpoLabError
 from .evaluation import EvalResult, evaluate
 from .ids import new_run_id
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
-from .store import HEARTBEAT_SECONDS, Run, iso, now
+from .store.db import HEARTBEAT_SECONDS, Run, iso, now
 from .suites import load_suite
 from .summary import summarize
 from .tracking import WandbRun

@@ -57,7 +57,7 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, isolated, args, message):
 
 
 def test_run_reference_without_a_saved_model(cli, isolated):
-    from grpo_lab.store import Run, Store, iso, now
+    from grpo_lab.store.db import Run, Store, iso, now
 
     Store(f"sqlite:///{isolated / 'grpo_lab.db'}").create_run(
         Run(id="nomodel1", exp_name="x", started_at=iso(now()), host="h", model_name="m", output_dir="gone")

@@ -8,7 +8,7 @@ import pytest
 
 from grpo_lab import compare as cmp
 from grpo_lab.errors import GrpoLabError
-from grpo_lab.store import Run, Store
+from grpo_lab.store.db import Run, Store
 
 
 @pytest.mark.parametrize(
@@ -66,34 +66,34 @@ def store(tmp_path):
 
 
 def test_only_differing_config_columns_are_shown(store):
-    table = cmp.compare(store)
+    table = cmp.compare(store.table_rows)
     assert [c for c in table.columns if c in cmp.CONFIG_FIELDS] == ["beta", "seed"]
-    assert "learning_rate" in cmp.compare(store, all_columns=True).columns
-    single = cmp.compare(store, where="beta=0.1 and seed=1")
+    assert "learning_rate" in cmp.compare(store.table_rows, all_columns=True).columns
+    single = cmp.compare(store.table_rows, where="beta=0.1 and seed=1")
     assert [r["id"] for r in single.rows] == ["run00000"]
     assert not [c for c in single.columns if c in cmp.CONFIG_FIELDS]
 
 
 def test_where_filters_in_sql_on_config_results_and_columns(store):
     ids = lambda table: [r["id"] for r in table.rows]  # noqa: E731
-    assert ids(cmp.compare(store, where="beta=0")) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store, where="held_out>=0.52")) == ["run00001", "run00002"]
-    assert ids(cmp.compare(store, where="status!=finished")) == []
-    assert ids(cmp.compare(store, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
-    assert ids(cmp.compare(store, last=2)) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store, sort="-held_out", limit=2)) == ["run00001", "run00002"]
-    assert ids(cmp.compare(store, where="final_reward<-0.05")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.table_rows, where="beta=0")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.table_rows, where="held_out>=0.52")) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.table_rows, where="status!=finished")) == []
+    assert ids(cmp.compare(store.table_rows, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.table_rows, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
+    assert ids(cmp.compare(store.table_rows, last=2)) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.table_rows, sort="-held_out", limit=2)) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.table_rows, where="final_reward<-0.05")) == ["run00003", "run00004"]
 
 
 def test_hostile_where_leaves_the_store_intact(store):
     with pytest.raises(GrpoLabError):
-        cmp.compare(store, where="beta=0.1; DROP TABLE run")
-    assert len(cmp.compare(store).rows) == 5
+        cmp.compare(store.table_rows, where="beta=0.1; DROP TABLE run")
+    assert len(cmp.compare(store.table_rows).rows) == 5
 
 
 def test_group_by_seed_gives_mean_sd_and_n(store):
-    table = cmp.compare(store, group_by_seed=True)
+    table = cmp.compare(store.table_rows, group_by_seed=True)
     assert "seed" not in table.columns and {"n", "seeds"} <= set(table.columns)
     rows = {r["beta"]: r for r in table.rows}
     assert rows[0.1]["n"] == 3 and rows[0.1]["seeds"] == "1,2,3"
@@ -103,7 +103,7 @@ def test_group_by_seed_gives_mean_sd_and_n(store):
 
 
 def test_csv_and_json_parse_back_to_the_same_values(store):
-    table = cmp.compare(store, group_by_seed=True)
+    table = cmp.compare(store.table_rows, group_by_seed=True)
     parsed_json = json.loads(cmp.to_json(table))
     parsed_csv = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
     assert len(parsed_json) == len(parsed_csv) == 2
@@ -120,7 +120,7 @@ def test_csv_and_json_parse_back_to_the_same_values(store):
 
 
 def test_markdown_has_one_line_per_run(store):
-    md = cmp.to_markdown(cmp.compare(store))
+    md = cmp.to_markdown(cmp.compare(store.table_rows))
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 5 and lines[0].startswith("| id | name | status")
     assert "50.0%" in lines[2] and "kl-range" not in lines[2]
@@ -128,4 +128,4 @@ def test_markdown_has_one_line_per_run(store):
 
 def test_unknown_sort_column(store):
     with pytest.raises(GrpoLabError, match="--sort: no column 'colour'"):
-        cmp.compare(store, sort="colour")
+        cmp.compare(store.table_rows, sort="colour")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from grpo_lab.store import Run, Store
+from grpo_lab.store.db import Run, Store
 
 HEADING = re.compile(r"^### (?P<name>.+) - (?P<when>\d{4}-\d{2}-\d{2}_\d{2}:\d{2}) - Run ID: (?P<id>[a-z0-9]{8})$")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo_lab.store import MIGRATIONS, Run, RunNotFound, Store, StoreError, iso, now, pending
+from grpo_lab.store.db import MIGRATIONS, Run, RunNotFound, Store, StoreError, iso, now, pending
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -119,7 +119,7 @@ def test_reap_marks_dead_and_stale_runs_crashed(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from grpo_lab.store import Run, Store, iso, now
+    from grpo_lab.store.db import Run, Store, iso, now
     url, run_id = sys.argv[1], sys.argv[2]
     store = Store(url)
     store.create_run(Run(id=run_id, exp_name=run_id, started_at=iso(now()), host="h", model_name="m"))

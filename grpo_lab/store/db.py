@@ -12,30 +12,32 @@ write to one store at once.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import event, insert, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from .errors import GrpoLabError
+from ..errors import GrpoLabError
+from .sqlite_read import (
+    KNOWN_MIGRATIONS,
+    StoreError,
+    applied_migrations,
+    check_known,
+    default_url,
+    pid_alive,
+    presumed_dead,
+)
+from .sqlite_read import sqlite_path as _sqlite_path
+from .sqlite_read import table_rows as sqlite_table_rows
 
-DEFAULT_DB = "grpo_lab.db"
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 NOTE_KINDS = ("result", "learning", "comment")
 HEARTBEAT_SECONDS = 30
-STALE_AFTER = timedelta(minutes=5)  # a running run whose heartbeat is older than this is presumed dead
-
-
-class StoreError(GrpoLabError):
-    pass
 
 
 class RunNotFound(GrpoLabError):
@@ -226,48 +228,11 @@ def m002_predictions(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_run_kind ON run (kind)"))
 
 
+if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
+    raise RuntimeError("sqlite_read.KNOWN_MIGRATIONS is out of step with the migrations in db.py")
+
+
 # --- opening ----------------------------------------------------------------------------------------------------
-
-
-def default_url() -> str:
-    value = os.environ.get("GRPO_LAB_DB") or DEFAULT_DB
-    return value if "://" in value else f"sqlite:///{value}"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        return Path(path) if path and path != ":memory:" else None
-    return None
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not a grpo-lab store, or is from a newer grpo-lab, without modifying it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            applied = {r[0] for r in conn.execute("SELECT name FROM _migrations")} if "_migrations" in tables else None
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
-        raise StoreError(f"{path} is not a grpo-lab store (not an SQLite database); point --db elsewhere") from None
-    if applied is None:
-        if tables:
-            raise StoreError(f"{path} is an SQLite database but not a grpo-lab store; point --db elsewhere")
-        return
-    _check_known(applied, str(path))
-
-
-def _check_known(applied: set[str], where: str) -> None:
-    unknown = applied - {name for name, _ in MIGRATIONS}
-    if unknown:
-        raise StoreError(
-            f"{where} was written by a newer grpo-lab (schema steps {', '.join(sorted(unknown))}); "
-            "upgrade grpo-lab (pip install -U grpo-lab) to use it"
-        )
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -343,7 +308,7 @@ class Store:
         self.url = url or default_url()
         path = _sqlite_path(self.url)
         if path is not None:
-            _check_sqlite_file(path)
+            applied_migrations(path)  # refuses foreign and newer files before anything opens them for writing
             if not path.parent.exists():
                 raise StoreError(f"the folder of the store {path} does not exist; create it or choose another --db")
         self.engine = create_engine(self.url, connect_args={"timeout": 30} if path else {})
@@ -352,7 +317,7 @@ class Store:
         if path is None:
             with self.engine.connect() as conn:
                 if "_migrations" in _tables(conn):
-                    _check_known({r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}, self.url)
+                    check_known({r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}, self.url)
         migrate(self.engine)
 
     def close(self) -> None:
@@ -486,10 +451,6 @@ class Store:
             return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
 
     # -- the compare query --
-    TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "tags", "config",
-                     "summary", "hypothesis")  # fmt: skip
-    CONDITION_OPS = {"=": "__eq__", "!=": "__ne__", ">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__"}
-
     def table_rows(
         self,
         conditions: Sequence[tuple[str, str, str, Any]] = (),
@@ -497,78 +458,30 @@ class Store:
         tag: str | None = None,
         last: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs as plain dicts (config and summary decoded), oldest first, filtered in SQL.
+        """Runs as plain dicts for compare; see sqlite_read.table_rows. SQLite stores only, for now."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            raise StoreError("compare works on SQLite stores; copy the runs to a SQLite file (--db runs.db)")
+        return sqlite_table_rows(path, conditions, ids, tag, last)
 
-        A condition is (source, key, op, value): source "run" names a column, "config" and "summary" a key of
-        that JSON column. Keys were validated by the caller; values are always bound parameters.
-        """
-        from sqlalchemy import and_, func, literal, or_
-        from sqlalchemy import select as sa_select
-
-        query = sa_select(*[getattr(Run, c) for c in self.TABLE_COLUMNS])
-        clauses = []
-        for source, key, op, value in conditions:
-            if source == "run":
-                target = getattr(Run, key)
-            else:
-                target = func.json_extract(getattr(Run, source), literal(f'$."{key}"'))
-            clauses.append(getattr(target, self.CONDITION_OPS[op])(value))
-        if ids is not None:
-            clauses.append(or_(*[Run.id.startswith(i, autoescape=True) for i in ids]))
-        if tag is not None:
-            clauses.append(Run.tags.contains(json.dumps(tag), autoescape=True))
-        if clauses:
-            query = query.where(and_(*clauses))
-        query = query.order_by(Run.started_at.desc(), Run.id)
-        if last:
-            query = query.limit(last)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        out = []
-        for row in reversed(rows):
-            d = dict(zip(self.TABLE_COLUMNS, row, strict=True))
-            d["tags"], d["config"], d["summary"] = (
-                json.loads(d["tags"]),
-                json.loads(d["config"]),
-                json.loads(d["summary"]),
-            )
-            out.append(d)
-        return out
-
-    # -- crash detection --
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""
         host = host or socket.gethostname()
-        alive = alive or pid_alive
-        stale_before = now() - STALE_AFTER
         crashed = []
         with self.session() as s:
             for run in s.exec(select(Run).where(Run.status == "running")).all():
-                beat = datetime.fromisoformat(run.heartbeat_at or run.started_at)
-                dead_here = run.host == host and run.pid is not None and not alive(run.pid)
-                if dead_here or beat < stale_before:
-                    reason = "its process is gone" if dead_here else f"no heartbeat since {iso(beat)}"
+                beat = run.heartbeat_at or run.started_at
+                reason = presumed_dead(run.host, run.pid, beat, host, alive or pid_alive)
+                if reason:
                     run.status, run.error = "crashed", f"the run stopped without a word ({reason})"
-                    run.finished_at = iso(beat)
-                    run.duration_s = (beat - datetime.fromisoformat(run.started_at)).total_seconds()
+                    run.finished_at = beat
+                    run.duration_s = (
+                        datetime.fromisoformat(beat) - datetime.fromisoformat(run.started_at)
+                    ).total_seconds()
                     s.add(run)
                     crashed.append(run.id)
             s.commit()
         return crashed
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed but not yet reaped by its parent) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def open_store(url: str | None = None, reap: bool = True) -> Store:
