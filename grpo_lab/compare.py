@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import config_fields
+from .diagnostics import SUMMARY_KEYS as DIAGNOSTIC_KEYS
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 
@@ -35,6 +36,7 @@ RESULT_FIELDS = {
     "steps": "steps",
 }
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
+SUMMARY_KEYS = tuple(dict.fromkeys([*RESULT_FIELDS.values(), *DIAGNOSTIC_KEYS, "suite", "held_out_ops"]))
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
 FORMATS = ("table", "md", "csv", "json")
 OPS = ("!=", ">=", "<=", "==", "=", ">", "<")
@@ -123,17 +125,29 @@ def _seed_key(row: dict[str, Any]) -> str:
 def _operation_columns(rows: list[dict[str, Any]]) -> list[str]:
     ops = set()
     for row in rows:
-        suite = row["summary"].get("suite")
-        prefix = f"{suite}_acc_after:operation="
-        ops.update(k[len(prefix) :] for k in row["summary"] if suite and k.startswith(prefix))
+        ops.update(_ops(row["summary"]))
     return [f"held_out[{op}]" for op in sorted(ops)]
 
 
+def _ops(summary: dict[str, Any]) -> dict[str, float]:
+    ops = summary.get("held_out_ops")
+    return json.loads(ops) if isinstance(ops, str) else ops or {}
+
+
+def _varying(rows: list[dict[str, Any]]) -> list[str]:
+    """The config fields whose value is not the same in every row, in declaration order."""
+    if not rows:
+        return []
+    first, varying = rows[0]["config"], set()
+    for row in rows:
+        config = row["config"]
+        if config != first:
+            varying.update(c for c in CONFIG_FIELDS if c not in varying and config.get(c) != first.get(c))
+    return [c for c in CONFIG_FIELDS if c in varying]
+
+
 def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_seed: bool = False) -> Table:
-    config_cols = [
-        c for c in CONFIG_FIELDS
-        if all_columns or len({json.dumps(r["config"].get(c), sort_keys=True) for r in rows}) > 1
-    ]  # fmt: skip
+    config_cols = CONFIG_FIELDS if all_columns else _varying(rows)
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
     op_cols = _operation_columns(rows)
@@ -146,8 +160,9 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
         out.update({c: row["config"].get(c) for c in config_cols})
         out.update({"final_reward": s.get("reward"), "train_acc": s.get("train_acc"), "held_out": s.get("held_out"),
                     "zero_std": s.get("zero_std"), "duration": row["duration_s"], "suite": suite})  # fmt: skip
+        ops = _ops(s)
         for col in op_cols:
-            out[col] = s.get(f"{suite}_acc_after:operation={col[9:-1]}") if suite else None
+            out[col] = ops.get(col[9:-1])
         out["diagnostics"] = " ".join(f.code for f in diagnose(row["config"], s))
         flat.append(out)
     columns = ["id", "name", "status", "started", *config_cols, *result_cols, "diagnostics"]
@@ -183,7 +198,7 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
             group_by_seed=False) -> Table:  # fmt: skip
     """``fetch(conditions, ids, tag, last)`` returns the runs (Store.table_rows or sqlite_read.table_rows)."""
     conditions = [_store_condition(c) for c in parse_where(where)]
-    rows = fetch(conditions, ids or None, tag, last)
+    rows = fetch(conditions, ids or None, tag, last, SUMMARY_KEYS)
     table = build_table(rows, all_columns, group_by_seed)
     if sort:
         table.rows = sort_rows(table, sort)
@@ -222,10 +237,34 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     return str(value)
 
 
+def _formatter(table: Table, col: str):
+    """A fast formatter for one column of an ungrouped table (grouped tables also show ± sd: use cell)."""
+    percent = col in table.percent
+
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
+        if percent and isinstance(value, int | float):
+            return f"{100 * value:.1f}%"
+        if isinstance(value, float):
+            return f"{value:.0f}s" if col == "duration" else f"{value:.3g}"
+        if isinstance(value, list):
+            return ",".join(map(str, value))
+        return str(value).replace("|", "/")
+
+    return fmt
+
+
 def to_markdown(table: Table) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join(" --- " for _ in table.columns) + "|"]
-    for row in table.rows:
-        lines.append("| " + " | ".join(cell(table, row, c).replace("|", "/") for c in table.columns) + " |")
+    grouped = "n" in table.columns
+    if grouped:
+        for row in table.rows:
+            lines.append("| " + " | ".join(cell(table, row, c).replace("|", "/") for c in table.columns) + " |")
+    else:
+        formatters = [(c, _formatter(table, c)) for c in table.columns]
+        for row in table.rows:
+            lines.append("| " + " | ".join([f(row.get(c)) for c, f in formatters]) + " |")
     return "\n".join(lines) + "\n"
 
 

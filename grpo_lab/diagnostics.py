@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# The summary keys the rules read (compare asks the store for exactly these).
+SUMMARY_KEYS = ("zero_std", "reward_max", "steps", "frac_grad_norm_zero", "kl_last", "train_acc", "held_out")
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -7,6 +7,7 @@ Canonical keys, the names compare, --where and the journal use:
 - ``train_acc`` / ``train_acc_before``: greedy accuracy on the training problems after / before
 - ``held_out`` / ``held_out_before``: accuracy on the standard suite (``suite``), or on the held-out
   problems when no suite was evaluated
+- ``held_out_ops``: {operation: accuracy} on that split after training
 - ``<split>_acc_<stage>`` and ``<split>_acc_<stage>:<dimension>=<group>`` for every evaluated split
 """
 
@@ -56,4 +57,11 @@ def summarize(steps: Sequence[tuple[int, dict[str, float]]], results: Sequence[t
     out["held_out_before"] = out.get(f"{held}_acc_before") if held else None
     out["train_acc"] = out.get("train_acc_after")
     out["train_acc_before"] = out.get("train_acc_before")
+    out["held_out_ops"] = held_out_ops(out)
     return out
+
+
+def held_out_ops(summary: dict[str, Any]) -> dict[str, float]:
+    """Accuracy per operation on the held-out split (the suite) after training."""
+    prefix = f"{summary.get('suite')}_acc_after:operation="
+    return {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}

@@ -50,7 +50,7 @@ def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", l
     config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": 16,
               "exp_name": "e"}  # fmt: skip
     summary = {"held_out": held, "train_acc": held + 0.1, "reward": held - 0.5, "zero_std": 0.2, "suite": "arith-v1",
-               "arith-v1_acc_after:operation=+": held + 0.2, "kl_last": 0.7, "steps": 10}  # fmt: skip
+               "held_out_ops": {"+": held + 0.2}, "kl_last": 0.7, "steps": 10}  # fmt: skip
     store.create_run(Run(id=run_id, exp_name="e", status=status, started_at=started, host="h", model_name="m",
                          config=json.dumps(config), summary=json.dumps(summary), tags=json.dumps(["t"]),
                          duration_s=60.0))  # fmt: skip

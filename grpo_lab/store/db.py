@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from ..errors import GrpoLabError
+from ..summary import held_out_ops
 from .sqlite_read import (
     KNOWN_MIGRATIONS,
     StoreError,
@@ -226,6 +227,15 @@ def m002_predictions(conn: Connection) -> None:
         )""")
     )
     conn.execute(text("CREATE INDEX ix_run_kind ON run (kind)"))
+
+
+@migration
+def m003_held_out_ops(conn: Connection) -> None:
+    """Per-operation held-out accuracy as one summary entry, so compare reads it without scanning every key."""
+    for run_id, raw in conn.execute(text("SELECT id, summary FROM run")).all():
+        summary = json.loads(raw)
+        summary["held_out_ops"] = held_out_ops(summary)
+        conn.execute(text("UPDATE run SET summary = :s WHERE id = :i"), {"s": json.dumps(summary), "i": run_id})
 
 
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
@@ -457,12 +467,13 @@ class Store:
         ids: Sequence[str] | None = None,
         tag: str | None = None,
         last: int | None = None,
+        summary_keys: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """Runs as plain dicts for compare; see sqlite_read.table_rows. SQLite stores only, for now."""
         path = _sqlite_path(self.url)
         if path is None:
             raise StoreError("compare works on SQLite stores; copy the runs to a SQLite file (--db runs.db)")
-        return sqlite_table_rows(path, conditions, ids, tag, last)
+        return sqlite_table_rows(path, conditions, ids, tag, last, summary_keys)
 
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""
