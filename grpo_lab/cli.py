@@ -89,15 +89,18 @@ def _open(db: str | None):
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3 when the file needs no upgrade or crash-marking, else the full store."""
+    """compare's row source: plain sqlite3, after the full store has upgraded the file or marked crashed runs
+    when either is due (opening SQLAlchemy only then keeps compare fast)."""
     from functools import partial
 
     from .store import sqlite_read
 
     path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
-    if path is not None and path.exists() and sqlite_read.ready_to_read(path):
-        return partial(sqlite_read.table_rows, path)
-    return _open(db).table_rows
+    if path is None:
+        raise GrpoLabError("compare works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
+    if not path.exists() or not sqlite_read.ready_to_read(path):
+        _open(db)
+    return partial(sqlite_read.table_rows, path)
 
 
 def _db_url(db: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """compare's pure parts and its store query: where-parser, diff-only columns, seed grouping, formats."""
 
 import csv
+import functools
 import io
 import json
 
@@ -9,6 +10,7 @@ import pytest
 from grpo_lab import compare as cmp
 from grpo_lab.errors import GrpoLabError
 from grpo_lab.store.db import Run, Store
+from grpo_lab.store.sqlite_read import table_rows
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,7 @@ def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", l
 @pytest.fixture
 def store(tmp_path):
     s = Store(f"sqlite:///{tmp_path / 's.db'}")
+    s.fetch = functools.partial(table_rows, tmp_path / "s.db")
     for i, (seed, beta, held) in enumerate([(1, 0.1, 0.50), (2, 0.1, 0.54), (3, 0.1, 0.52), (1, 0.0, 0.40),
                                             (2, 0.0, 0.44)]):  # fmt: skip
         add(s, f"run{i:05d}", f"2026-01-0{i + 1}T00:00:00+00:00", seed=seed, beta=beta, held=held)
@@ -66,34 +69,34 @@ def store(tmp_path):
 
 
 def test_only_differing_config_columns_are_shown(store):
-    table = cmp.compare(store.table_rows)
+    table = cmp.compare(store.fetch)
     assert [c for c in table.columns if c in cmp.CONFIG_FIELDS] == ["beta", "seed"]
-    assert "learning_rate" in cmp.compare(store.table_rows, all_columns=True).columns
-    single = cmp.compare(store.table_rows, where="beta=0.1 and seed=1")
+    assert "learning_rate" in cmp.compare(store.fetch, all_columns=True).columns
+    single = cmp.compare(store.fetch, where="beta=0.1 and seed=1")
     assert [r["id"] for r in single.rows] == ["run00000"]
     assert not [c for c in single.columns if c in cmp.CONFIG_FIELDS]
 
 
 def test_where_filters_in_sql_on_config_results_and_columns(store):
     ids = lambda table: [r["id"] for r in table.rows]  # noqa: E731
-    assert ids(cmp.compare(store.table_rows, where="beta=0")) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store.table_rows, where="held_out>=0.52")) == ["run00001", "run00002"]
-    assert ids(cmp.compare(store.table_rows, where="status!=finished")) == []
-    assert ids(cmp.compare(store.table_rows, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store.table_rows, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
-    assert ids(cmp.compare(store.table_rows, last=2)) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store.table_rows, sort="-held_out", limit=2)) == ["run00001", "run00002"]
-    assert ids(cmp.compare(store.table_rows, where="final_reward<-0.05")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="beta=0")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="held_out>=0.52")) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.fetch, where="status!=finished")) == []
+    assert ids(cmp.compare(store.fetch, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
+    assert ids(cmp.compare(store.fetch, last=2)) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, sort="-held_out", limit=2)) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.fetch, where="final_reward<-0.05")) == ["run00003", "run00004"]
 
 
 def test_hostile_where_leaves_the_store_intact(store):
     with pytest.raises(GrpoLabError):
-        cmp.compare(store.table_rows, where="beta=0.1; DROP TABLE run")
-    assert len(cmp.compare(store.table_rows).rows) == 5
+        cmp.compare(store.fetch, where="beta=0.1; DROP TABLE run")
+    assert len(cmp.compare(store.fetch).rows) == 5
 
 
 def test_group_by_seed_gives_mean_sd_and_n(store):
-    table = cmp.compare(store.table_rows, group_by_seed=True)
+    table = cmp.compare(store.fetch, group_by_seed=True)
     assert "seed" not in table.columns and {"n", "seeds"} <= set(table.columns)
     rows = {r["beta"]: r for r in table.rows}
     assert rows[0.1]["n"] == 3 and rows[0.1]["seeds"] == "1,2,3"
@@ -103,7 +106,7 @@ def test_group_by_seed_gives_mean_sd_and_n(store):
 
 
 def test_csv_and_json_parse_back_to_the_same_values(store):
-    table = cmp.compare(store.table_rows, group_by_seed=True)
+    table = cmp.compare(store.fetch, group_by_seed=True)
     parsed_json = json.loads(cmp.to_json(table))
     parsed_csv = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
     assert len(parsed_json) == len(parsed_csv) == 2
@@ -120,7 +123,7 @@ def test_csv_and_json_parse_back_to_the_same_values(store):
 
 
 def test_markdown_has_one_line_per_run(store):
-    md = cmp.to_markdown(cmp.compare(store.table_rows))
+    md = cmp.to_markdown(cmp.compare(store.fetch))
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 5 and lines[0].startswith("| id | name | status")
     assert "50.0%" in lines[2] and "kl-range" not in lines[2]
@@ -128,4 +131,4 @@ def test_markdown_has_one_line_per_run(store):
 
 def test_unknown_sort_column(store):
     with pytest.raises(GrpoLabError, match="--sort: no column 'colour'"):
-        cmp.compare(store.table_rows, sort="colour")
+        cmp.compare(store.fetch, sort="colour")

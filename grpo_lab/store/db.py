@@ -34,7 +34,6 @@ from .sqlite_read import (
     presumed_dead,
 )
 from .sqlite_read import sqlite_path as _sqlite_path
-from .sqlite_read import table_rows as sqlite_table_rows
 
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 NOTE_KINDS = ("result", "learning", "comment")
@@ -459,21 +458,6 @@ class Store:
     def notes(self, run_id: str) -> list[Note]:
         with self.session() as s:
             return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
-
-    # -- the compare query --
-    def table_rows(
-        self,
-        conditions: Sequence[tuple[str, str, str, Any]] = (),
-        ids: Sequence[str] | None = None,
-        tag: str | None = None,
-        last: int | None = None,
-        summary_keys: Sequence[str] = (),
-    ) -> list[dict[str, Any]]:
-        """Runs as plain dicts for compare; see sqlite_read.table_rows. SQLite stores only, for now."""
-        path = _sqlite_path(self.url)
-        if path is None:
-            raise StoreError("compare works on SQLite stores; copy the runs to a SQLite file (--db runs.db)")
-        return sqlite_table_rows(path, conditions, ids, tag, last, summary_keys)
 
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""
