@@ -145,3 +145,28 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert conn.execute("SELECT count(*) FROM sample").fetchone()[0] == 5 * 300
     assert conn.execute("SELECT count(*) FROM note").fetchone()[0] == 5
     assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_the_light_reader_hands_over_when_an_upgrade_or_a_reap_is_due(tmp_path):
+    from grpo_lab.store.sqlite_read import ready_to_read
+
+    old = tmp_path / "old.db"
+    shutil.copy(FIXTURES / "store_v1.db", old)
+    assert not ready_to_read(old)  # migrations pending
+    Store(f"sqlite:///{old}")
+    assert ready_to_read(old)
+    fresh = tmp_path / "s.db"
+    store = Store(f"sqlite:///{fresh}")
+    make_run(store, "alive001", pid=1, host=__import__("socket").gethostname())
+    assert ready_to_read(fresh)
+    make_run(store, "dead0001", pid=2**22 + 12345, host=__import__("socket").gethostname())
+    assert not ready_to_read(fresh)  # a dead run waits to be marked crashed
+
+
+def test_compare_marks_a_dead_run_crashed(cli, isolated):
+    import socket
+
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    make_run(store, "dead0001", pid=2**22 + 12345, host=socket.gethostname())
+    out = cli("compare", "--format", "csv").stdout
+    assert "dead0001" in out and "crashed" in out
