@@ -10,23 +10,55 @@ import time
 
 
 def build(runs_file: str, uri: str) -> None:
-    from mlflow.entities import Metric, Param, RunTag
+    """Log the first run through MlflowClient, then bulk-insert the rest in the same rows it wrote.
+
+    Logging 10,000 runs of ~800 metrics through the client takes hours on 2 cores; the rows the client
+    writes for one run (runs, params, tags, metrics, latest_metrics) are the template for the others,
+    so MLflow's search_runs sees the store it would have built itself.
+    """
+    import sqlite3
+    import uuid
+
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("bench") or client.get_experiment(client.create_experiment("bench"))
+    exp_id = client.create_experiment("bench")
     now = int(time.time() * 1000)
     with open(runs_file) as f:
-        for line in f:
-            run = json.loads(line)
-            r = client.create_run(exp.experiment_id, run_name=run["name"])
-            metrics = [Metric(k, v, now, step) for step, m in run["steps"] for k, v in m.items()]
-            metrics += [Metric(k, v, now, 0) for k, v in run["final"].items()]
-            params = [Param(k, str(v)) for k, v in run["config"].items()]
-            for i in range(0, len(metrics), 1000):
-                client.log_batch(r.info.run_id, metrics=metrics[i : i + 1000], params=params if i == 0 else [],
-                                 tags=[RunTag("status", run["status"])] if i == 0 else [])  # fmt: skip
-            client.set_terminated(r.info.run_id)
+        runs = [json.loads(line) for line in f]
+
+    def metrics_of(run):
+        rows = [(k, v, step) for step, m in run["steps"] for k, v in m.items()]
+        return rows + [(k, v, 0) for k, v in run["final"].items()]
+
+    first = runs[0]
+    r = client.create_run(exp_id, run_name=first["name"])
+    client.log_batch(r.info.run_id, metrics=[Metric(k, v, now, s) for k, v, s in metrics_of(first)],
+                     params=[Param(k, str(v)) for k, v in first["config"].items()])  # fmt: skip
+    client.set_terminated(r.info.run_id)
+    db = sqlite3.connect(uri.removeprefix("sqlite:///"))
+    template = db.execute("SELECT * FROM runs WHERE run_uuid = ?", (r.info.run_id,)).fetchone()
+    cols = [d[0] for d in db.execute("SELECT * FROM runs LIMIT 0").description]
+    tags = db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (r.info.run_id,)).fetchall()
+    for n, run in enumerate(runs[1:], 1):
+        rid = uuid.uuid4().hex
+        row = dict(zip(cols, template, strict=True))
+        row.update(run_uuid=rid, name=run["name"], artifact_uri=row["artifact_uri"].replace(r.info.run_id, rid))
+        db.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", list(row.values()))
+        db.executemany("INSERT INTO params VALUES (?, ?, ?)", [(k, str(v), rid) for k, v in run["config"].items()])
+        db.executemany("INSERT INTO tags VALUES (?, ?, ?)",
+                       [(k, run["name"] if k == "mlflow.runName" else v, rid) for k, v in tags])  # fmt: skip
+        rows = metrics_of(run)
+        db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, 0)", [(k, v, now, rid, s) for k, v, s in rows])
+        latest = {k: (v, s) for k, v, s in rows}  # the last value logged per key
+        db.executemany("INSERT INTO latest_metrics VALUES (?, ?, ?, ?, 0, ?)",
+                       [(k, v, now, s, rid) for k, (v, s) in latest.items()])  # fmt: skip
+        if n % 1000 == 0:
+            db.commit()
+            print(f"  MLflow store: {n} runs", flush=True)
+    db.commit()
+    db.close()
 
 
 def query(kind: str, uri: str) -> None:
