@@ -38,6 +38,7 @@ RESULT_FIELDS = {
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
 SUMMARY_KEYS = tuple(dict.fromkeys([*RESULT_FIELDS.values(), *DIAGNOSTIC_KEYS, "suite", "held_out_ops"]))
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
+SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 FORMATS = ("table", "md", "csv", "json")
 OPS = ("!=", ">=", "<=", "==", "=", ">", "<")
 _TOKEN = re.compile(r"""\s*(?:(?P<op>!=|>=|<=|==|=|>|<)|(?P<str>'[^']*'|"[^"]*")|(?P<word>[^\s=<>!'"]+))""")
@@ -147,7 +148,7 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_seed: bool = False) -> Table:
-    config_cols = CONFIG_FIELDS if all_columns else _varying(rows)
+    config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
     op_cols = _operation_columns(rows)
@@ -225,6 +226,9 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row.get(col)
     if value is None:
         return "-"
+    if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
+        first, *rest = value.split(",")
+        return f"{first} +{len(rest)}"
     sd = row.get(f"{col}_sd")
     if col in table.percent and isinstance(value, int | float):
         return f"{100 * value:.1f}%" + (f" ± {100 * sd:.1f}" if sd is not None else "")

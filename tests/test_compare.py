@@ -103,6 +103,7 @@ def test_group_by_seed_gives_mean_sd_and_n(store):
     assert rows[0.1]["held_out"] == pytest.approx(0.52) and rows[0.1]["held_out_sd"] == pytest.approx(0.02)
     assert rows[0.0]["n"] == 2 and rows[0.0]["held_out"] == pytest.approx(0.42)
     assert "52.0% ± 2.0" in cmp.to_markdown(table)
+    assert "| run00000 +2 |" in cmp.to_markdown(table) and rows[0.1]["id"] == "run00000,run00001,run00002"
 
 
 def test_csv_and_json_parse_back_to_the_same_values(store):

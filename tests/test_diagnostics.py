@@ -59,6 +59,14 @@ def test_overfitting_gap_above_30_points():
     assert codes(GOOD, curve(**HEALTHY), results(train=0.85, held=0.6)) == []
 
 
+def test_overfitting_compares_with_held_out_problems_of_the_same_kind():
+    """A mixed run's train set is easier than arith-v1: the gap to the suite is not memorisation."""
+    same_kind = [("after", "held_out", "overall", "", 70, 100)]
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.76, held=0.38) + same_kind) == []
+    memorised = [("after", "held_out", "overall", "", 40, 100)]
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.76, held=0.38) + memorised) == ["overfitting"]
+
+
 def test_findings_carry_the_seeds_advice():
     (finding,) = diagnose(GOOD, summarize(curve(**{**HEALTHY, "frac_reward_zero_std": 0.9}), []))
     assert "raise temperature or num_generations" in finding.message
