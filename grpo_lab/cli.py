@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import shlex
 import sys
 from typing import Literal, Optional
 
@@ -62,11 +61,6 @@ def with_config_options(func):
     fixed = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
     func.__signature__ = sig.replace(parameters=fixed + config_parameters())
     return func
-
-
-def typed_command() -> str:
-    """The command as the user typed it, shell-quoted."""
-    return shlex.join(["grpo-lab", *sys.argv[1:]])
 
 
 def resolve_config(preset: str | None, options: dict) -> RunConfig:

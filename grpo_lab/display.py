@@ -272,6 +272,11 @@ def show_run(store, view, out: Console = console) -> None:
         out.print(table)
     for n in store.notes(r.id):
         out.print(f"[bold]{n.kind}[/] ({short_time(n.created_at)}): {esc(n.text)}")
+    from .diagnostics import diagnose
+
+    for finding in diagnose(view.config, view.summary):
+        colour = "yellow" if finding.severity == "warning" else "cyan"
+        out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
 
 

@@ -6,6 +6,19 @@ def test_show_prints_the_whole_run(cli, recorded_store):
         assert text in out, text
 
 
+def test_show_prints_the_diagnostics(cli, isolated):
+    import json
+
+    from grpo_lab.store.db import Run, Store, iso, now
+
+    Store(f"sqlite:///{isolated / 'grpo_lab.db'}").create_run(Run(
+        id="diag0001", exp_name="x", status="finished", started_at=iso(now()), host="h", model_name="m",
+        config=json.dumps({"beta": 0, "num_generations": 4}), summary=json.dumps({"zero_std": 0.9}),
+    ))  # fmt: skip
+    out = cli("show", "diag0001", env={"COLUMNS": "250"}).stdout
+    assert "warning no-kl: beta = 0" in out and "warning few-generations" in out and "warning zero-std" in out
+
+
 def test_show_unknown_run_is_one_line_exit_2(cli, recorded_store):
     db, _ = recorded_store
     proc = cli("show", "zzzz", "--db", str(db))
