@@ -197,11 +197,18 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, all_columns=False,
             group_by_seed=False) -> Table:  # fmt: skip
-    """``fetch(conditions, ids, tag, last)`` returns the runs (Store.table_rows or sqlite_read.table_rows)."""
+    """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments)."""
     conditions = [_store_condition(c) for c in parse_where(where)]
-    rows = fetch(conditions, ids or None, tag, last, SUMMARY_KEYS)
+    field = sort.lstrip("-") if sort else None
+    field = "exp_name" if field == "name" else field
+    in_sql = bool(limit and field and not last and not group_by_seed and field in valid_fields())
+    order = None
+    if in_sql:  # top-N in SQL: only N rows are decoded and tabled
+        source, key, _, _ = _store_condition(Condition(field, "=", None))
+        order = (source, key, sort.startswith("-"))
+    rows = fetch(conditions, ids or None, tag, last, SUMMARY_KEYS, order, limit if in_sql else None)
     table = build_table(rows, all_columns, group_by_seed)
-    if sort:
+    if sort and not in_sql:
         table.rows = sort_rows(table, sort)
     if limit:
         table.rows = table.rows[:limit]

@@ -85,7 +85,11 @@ def test_where_filters_in_sql_on_config_results_and_columns(store):
     assert ids(cmp.compare(store.fetch, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
     assert ids(cmp.compare(store.fetch, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
     assert ids(cmp.compare(store.fetch, last=2)) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store.fetch, sort="-held_out", limit=2)) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.fetch, sort="-held_out", limit=2)) == ["run00001", "run00002"]  # in SQL
+    assert ids(cmp.compare(store.fetch, sort="held_out", limit=2)) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, sort="-held_out")) == ["run00001", "run00002", "run00000", "run00004",
+                                                               "run00003"]  # fmt: skip
+    assert ids(cmp.compare(store.fetch, sort="-beta", limit=1, where="held_out<0.52")) == ["run00000"]
     assert ids(cmp.compare(store.fetch, where="final_reward<-0.05")) == ["run00003", "run00004"]
 
 

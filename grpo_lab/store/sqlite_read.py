@@ -118,6 +118,17 @@ def ready_to_read(path: Path) -> bool:
     return not any(presumed_dead(host, pid, beat, here) for host, pid, beat in running)
 
 
+def _field(source: str, key: str) -> tuple[str, list[str]]:
+    """SQL for a run column or a key of a JSON column; column names are checked, JSON keys are bound."""
+    if source == "run":
+        if key not in TABLE_COLUMNS:
+            raise StoreError(f"unknown run column {key!r}")
+        return key, []
+    if source in ("config", "summary"):
+        return f"json_extract({source}, ?)", [f'$."{key}"']
+    raise StoreError(f"unknown field source {source!r}")
+
+
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -129,28 +140,24 @@ def table_rows(
     tag: str | None = None,
     last: int | None = None,
     summary_keys: Sequence[str] = (),
+    order: tuple[str, str, bool] | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Runs as dicts, oldest first, filtered in SQL with bound values.
 
     A condition is (source, key, op, value): source "run" names a column, "config" or "summary" a key
     of that JSON column. Column names and operators come from fixed lists; keys and values are bound.
     Each row's ``summary`` holds only ``summary_keys``: SQLite extracts them, which is much faster than
-    decoding whole summaries in Python.
+    decoding whole summaries in Python. ``order`` (source, key, descending) with ``limit`` sorts in SQL,
+    missing values last, and returns rows in that order; otherwise rows come oldest first.
     """
     clauses, params = [], []
     for source, key, op, value in conditions:
         if op not in OPERATORS:
             raise StoreError(f"unknown operator {op!r}")
-        if source == "run":
-            if key not in TABLE_COLUMNS:
-                raise StoreError(f"unknown run column {key!r}")
-            clauses.append(f"{key} {op} ?")
-        elif source in ("config", "summary"):
-            clauses.append(f"json_extract({source}, ?) {op} ?")
-            params.append(f'$."{key}"')
-        else:
-            raise StoreError(f"unknown condition source {source!r}")
-        params.append(value)
+        expr, expr_params = _field(source, key)
+        clauses.append(f"{expr} {op} ?")
+        params += [*expr_params, value]
     if ids:
         clauses.append("(" + " OR ".join("id LIKE ? ESCAPE '\\'" for _ in ids) + ")")
         params += [_like(i) + "%" for i in ids]
@@ -162,10 +169,15 @@ def table_rows(
     params = [*(f'$."{k}"' for k in summary_keys), *params]
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY started_at DESC, id"
-    if last:
+    if order is not None:
+        expr, expr_params = _field(order[0], order[1])
+        sql += f" ORDER BY ({expr}) IS NULL, {expr} {'DESC' if order[2] else 'ASC'}, started_at DESC, id"
+        params += expr_params * 2
+    else:
+        sql += " ORDER BY started_at DESC, id"
+    if last or limit:
         sql += " LIMIT ?"
-        params.append(int(last))
+        params.append(int(last or limit))
     conn = _connect_ro(path)
     try:
         rows = conn.execute(sql, params).fetchall()
@@ -173,7 +185,7 @@ def table_rows(
         conn.close()
     loads = json.loads
     out = []
-    for row in reversed(rows):
+    for row in rows if order is not None else reversed(rows):
         d = dict(zip(TABLE_COLUMNS, row[:-1], strict=True))
         d["config"] = loads(d["config"])
         d["summary"] = dict(zip(summary_keys, loads(row[-1]), strict=True))
