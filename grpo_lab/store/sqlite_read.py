@@ -164,9 +164,12 @@ def table_rows(
     if tag is not None:
         clauses.append("tags LIKE ? ESCAPE '\\'")
         params.append("%" + _like(json.dumps(tag)) + "%")
-    headline = ", ".join("json_extract(summary, ?)" for _ in summary_keys)
-    sql = f"SELECT {', '.join(TABLE_COLUMNS)}, json_array({headline}) FROM run"
-    params = [*(f'$."{k}"' for k in summary_keys), *params]
+    # One json_extract with several paths parses each summary once and returns a JSON array
+    # (a single path would return a bare value, hence the padding path).
+    paths = [*summary_keys, "-"] if len(summary_keys) == 1 else list(summary_keys)
+    headline = ", ".join("?" for _ in paths) if paths else "'$.-', '$.-'"
+    sql = f"SELECT {', '.join(TABLE_COLUMNS)}, json_extract(summary, {headline}) FROM run"
+    params = [*(f'$."{k}"' for k in paths), *params]
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     if order is not None:
@@ -188,6 +191,6 @@ def table_rows(
     for row in rows if order is not None else reversed(rows):
         d = dict(zip(TABLE_COLUMNS, row[:-1], strict=True))
         d["config"] = loads(d["config"])
-        d["summary"] = dict(zip(summary_keys, loads(row[-1]), strict=True))
+        d["summary"] = dict(zip(summary_keys, loads(row[-1]), strict=False))
         out.append(d)
     return out
