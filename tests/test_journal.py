@@ -131,6 +131,21 @@ def test_rendering_twice_changes_nothing(cli, store, isolated):
     assert {p.name: p.stat().st_mtime_ns for p in journal.rglob("*") if p.is_file()} == mtimes
 
 
+def test_rendering_keeps_file_permissions(cli, store, isolated):
+    import os
+    import stat
+
+    os.umask(0o022)
+    assert cli("journal", "render").returncode == 0
+    path = isolated / "journal" / "research_journal.md"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(next((isolated / "journal" / "assets").iterdir()).stat().st_mode) == 0o644
+    path.chmod(0o664)
+    assert cli("note", "failed01", "changes the entry").returncode == 0
+    assert cli("journal", "render").returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+
+
 def test_hand_written_text_survives_rerendering_and_notes(cli, store, isolated):
     path = isolated / "journal" / "research_journal.md"
     assert cli("journal", "render").returncode == 0
