@@ -137,7 +137,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, comparison_table, generalization_gap
+    from .display import LiveView, generalization_gap, results_table
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -153,16 +153,18 @@ def run(
         recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
     finally:
         view.close()
-    outcome = recorded.outcome
-    if outcome and outcome.results:
-        console.print(comparison_table(outcome.results.get("before", {}), outcome.results.get("after", {})))
-        gap = generalization_gap(outcome.results.get("after", {}))
+    results = store.results(recorded.run_id)
+    if results:  # what the store holds, as `grpo-lab show` prints it
+        console.print(results_table(results))
+        gap = generalization_gap(store.find_run(recorded.run_id).summary)
         if gap:
             console.print(gap)
     if recorded.wandb.sync_command:
         console.print(f"wandb is offline; to upload: {esc(recorded.wandb.sync_command)}", soft_wrap=True)
     if recorded.status == "finished":
-        console.print(f"run {recorded.run_id} finished; model saved to {esc(outcome.output_dir)}", soft_wrap=True)
+        console.print(
+            f"run {recorded.run_id} finished; model saved to {esc(recorded.outcome.output_dir)}", soft_wrap=True
+        )
         return
     fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from .config import RunConfig
 from .evaluation import EvalResult
 from .runner import RunListener
+from .suites import tier_rank
 
 console = Console(stderr=False, highlight=False)
 
@@ -39,47 +40,27 @@ def print_warnings(config: RunConfig) -> None:
         console.print(f"[yellow]warning:[/] {esc(message)}")
 
 
-DIFFICULTY_ORDER = {"very_easy": 0, "easy": 1, "medium": 2, "hard": 3, "very_hard": 4}
-
-
 def group_order(label: str) -> tuple:
     """Sort key for "dimension=group" labels: overall first, difficulty tiers easy to hard."""
     if label == "overall":
         return (0, 0, "")
     dim, _, group = label.partition("=")
-    return (1, dim, DIFFICULTY_ORDER.get(group, 9), group)
+    return (1, dim, *tier_rank(group))
 
 
-def generalization_gap(after: dict[str, EvalResult]) -> str | None:
-    """The train/held-out gap after training, the seed's overfitting story in one line."""
-    train = after.get("train")
-    held = [r for split, r in after.items() if split not in ("train",)]
+def generalization_gap(summary: dict) -> str | None:
+    """The train/held-out gap after training, the seed's overfitting story in one line (from a run's summary)."""
+    train = summary.get("train_acc")
+    suffix = "_acc_after"
+    held = {
+        k[: -len(suffix)]: v
+        for k, v in summary.items()
+        if k.endswith(suffix) and ":" not in k and k != "train" + suffix and v is not None
+    }
     if train is None or not held:
         return None
-    parts = [f"{r.split} {pct(r.accuracy)} ({100 * (train.accuracy - r.accuracy):+.1f} points)" for r in held]
-    return f"train {pct(train.accuracy)} after training; gap to " + ", ".join(parts)
-
-
-def comparison_table(before: dict[str, EvalResult], after: dict[str, EvalResult]) -> Table:
-    """Greedy accuracy per split and group, before -> after training."""
-    table = Table(title="Greedy accuracy, before -> after training")
-    for col in ("split", "group", "before", "after", "change"):
-        table.add_column(col, justify="left" if col in ("split", "group") else "right")
-    for split, b in before.items():
-        a = after.get(split)
-        rows = [("overall", b.overall, a.overall if a else None)]
-        for dim, groups in b.groups().items():
-            if len(groups) < 2 and dim != "operation":
-                continue
-            a_groups = a.groups().get(dim, {}) if a else {}
-            rows += [(f"{dim}={g}", c, a_groups.get(g)) for g, c in groups.items()]
-        rows.sort(key=lambda row: group_order(row[0]))
-        for label, cb, ca in rows:
-            change = "" if ca is None else f"{100 * (ca.accuracy - cb.accuracy):+.1f}"
-            after_txt = "-" if ca is None else f"{pct(ca.accuracy)} ({ca.correct}/{ca.total})"
-            table.add_row(split, label, f"{pct(cb.accuracy)} ({cb.correct}/{cb.total})", after_txt, change)
-        table.add_section()
-    return table
+    parts = [f"{split} {pct(acc)} ({100 * (train - acc):+.1f} points)" for split, acc in held.items()]
+    return f"train {pct(train)} after training; gap to " + ", ".join(parts)
 
 
 class LiveView(RunListener):

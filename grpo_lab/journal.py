@@ -19,6 +19,7 @@ from typing import Any
 
 from .diagnostics import diagnose
 from .errors import GrpoLabError
+from .suites import tier_rank
 
 DEFAULT_OUT = Path("journal") / "research_journal.md"
 DEFAULT_TEMPLATE = "default"
@@ -131,7 +132,7 @@ def entry_context(store, view, plot: str | None) -> dict[str, Any]:
     if suite:
         dims = [("overall", "")] + sorted(
             {(r.dimension, r.grp) for r in results if r.split == suite and r.dimension in ("operation", "difficulty")},
-            key=lambda dg: (dg[0] != "operation", _tier(dg[1])),
+            key=lambda dg: (dg[0] != "operation", tier_rank(dg[1])),
         )
         for dim, grp in dims:
             label = "overall" if dim == "overall" else f"{dim} {grp}"
@@ -172,11 +173,6 @@ def entry_context(store, view, plot: str | None) -> dict[str, Any]:
         "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
         "duration_s": run.duration_s,
     }
-
-
-def _tier(group: str) -> tuple[int, str]:
-    order = {"very_easy": 0, "easy": 1, "medium": 2, "hard": 3, "very_hard": 4}
-    return (order.get(group, 9), group)
 
 
 def render_entry(template, context: dict[str, Any]) -> str:

@@ -30,8 +30,6 @@ from .summary import summarize
 from .tracking import WandbRun
 from .training import TrainingListener, train
 
-STAGES = ("before", "after")
-
 
 class RunListener(TrainingListener):
     """Receives a run's events; override what you need."""
@@ -254,6 +252,32 @@ class RecordedRun:
     exit_code: int = 0
 
 
+def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -> Run:
+    """A new run row with its provenance: the command as typed and one that reproduces it (secrets
+    redacted), the resolved configuration, host, pid, library versions, environment, git state, model."""
+    commit, dirty = provenance.git_state()
+    return Run(
+        id=run_id,
+        kind=kind,
+        status="running",
+        command=shlex.join(provenance.redact_args(argv)),
+        resolved_command=shlex.join(["grpo-lab", *provenance.redact_args(args)]),
+        config=json.dumps(config),
+        started_at=iso(started_at),
+        heartbeat_at=iso(started_at),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        versions=json.dumps(provenance.versions()),
+        environment=json.dumps(provenance.environment()),
+        git_commit=commit,
+        git_dirty=dirty,
+        model_name=config["model_name"],
+        model_path=resolved.path,
+        model_checksum=resolved.checksum,
+        **fields,
+    )
+
+
 def record_run(
     config: RunConfig,
     intent: Intent,
@@ -279,38 +303,12 @@ def record_run(
     }
     wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity)
     output_dir = config.output_dir or str(Path("runs") / wb.id)
-    commit, dirty = provenance.git_state()
-    run = Run(
-        id=wb.id,
-        kind="train",
-        exp_name=config.exp_name,
-        status="running",
-        hypothesis=intent.hypothesis,
-        expected=intent.expected,
-        criteria=intent.criteria,
-        preset=intent.preset,
-        tags=json.dumps(config.tags),
-        command=shlex.join(provenance.redact_args(intent.argv)),
-        resolved_command=shlex.join(["grpo-lab", "run", *provenance.redact_args(config.command_args())]),
-        config=json.dumps(config.to_dict()),
-        started_at=iso(started_at),
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        heartbeat_at=iso(started_at),
-        versions=json.dumps(provenance.versions()),
-        environment=json.dumps(provenance.environment()),
-        git_commit=commit,
-        git_dirty=dirty,
-        model_name=config.model_name,
-        model_path=resolved.path,
-        model_checksum=resolved.checksum,
-        output_dir=output_dir,
-        wandb_mode=wb.mode,
-        wandb_project=wb.project,
-        wandb_entity=wb.entity,
-        wandb_url=wb.url,
-        wandb_dir=wb.dir,
-    )
+    run = _run_row(
+        wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
+        exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected, criteria=intent.criteria,
+        preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir, wandb_mode=wb.mode,
+        wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url, wandb_dir=wb.dir,
+    )  # fmt: skip
     store.create_run(run)
     if on_started:
         on_started(wb, output_dir)
@@ -374,19 +372,22 @@ def record_eval(
     run_id, started_at = new_run_id(), now()
     config = {"model_name": model_name, "suites": suites, "eval_batch_size": batch_size,
               "max_new_tokens": max_new_tokens, "threads": threads}  # fmt: skip
+    eval_args = ["eval", "--model_name", model_name, *[a for s in suites for a in ("--suite", s)],
+                 "--batch_size", str(batch_size), "--max_new_tokens", str(max_new_tokens)]  # fmt: skip
     store.create_run(
-        Run(
-            id=run_id, kind="eval", exp_name=f"eval_{Path(model_name).name or model_name}", status="running",
-            hypothesis=hypothesis, tags=json.dumps(["eval"]), command=shlex.join(provenance.redact_args(argv)),
-            resolved_command=shlex.join(["grpo-lab", "eval", "--model_name", model_name, *[
-                a for s in suites for a in ("--suite", s)], "--batch_size", str(batch_size),
-                "--max_new_tokens", str(max_new_tokens)]),
-            config=json.dumps(config), started_at=iso(started_at), host=socket.gethostname(), pid=os.getpid(),
-            heartbeat_at=iso(started_at), versions=json.dumps(provenance.versions()),
-            environment=json.dumps(provenance.environment()), model_name=model_name, model_path=resolved.path,
-            model_checksum=resolved.checksum,
-        )
-    )  # fmt: skip
+        _run_row(
+            run_id,
+            "eval",
+            argv,
+            eval_args,
+            config,
+            resolved,
+            started_at,
+            hypothesis=hypothesis,
+            exp_name=f"eval_{Path(model_name).name or model_name}",
+            tags=json.dumps(["eval"]),
+        )  # fmt: skip
+    )
     recorder = StoreRecorder(store, run_id)
     status, error = "finished", None
     try:

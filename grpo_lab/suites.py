@@ -43,6 +43,12 @@ SUITES = {
     )
 }
 NONE = "none"
+DIFFICULTY_TIERS = ("very_easy", "easy", "medium", "hard", "very_hard")
+
+
+def tier_rank(group: str) -> tuple[int, str]:
+    """Sort key that puts difficulty tiers easy to hard (other groups after them, by name)."""
+    return (DIFFICULTY_TIERS.index(group) if group in DIFFICULTY_TIERS else len(DIFFICULTY_TIERS), group)
 
 
 def suite_names() -> list[str]:
