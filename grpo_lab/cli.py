@@ -33,6 +33,8 @@ UsageError = typer.BadParameter.__bases__[0]  # typer vendors click; this is its
 def _option_type(type_text: str, choices: tuple[str, ...] | None):
     if choices:
         return Optional[Literal[choices]]  # noqa: UP045  typer shows and checks the choices
+    if type_text == "bool":
+        return Optional[bool]  # noqa: UP045  a switch: --use_vllm
     if type_text.startswith("list"):
         return Optional[list[str]]  # noqa: UP045  typer needs typing.Optional here
     if "int" in type_text:

@@ -28,7 +28,7 @@ from .store.db import HEARTBEAT_SECONDS, Run, iso, now
 from .suites import load_suite
 from .summary import summarize
 from .tracking import WandbRun
-from .training import TrainingListener, train
+from .training import TrainingListener, check_device, device, train
 
 
 class RunListener(TrainingListener):
@@ -130,7 +130,7 @@ def execute(
     train_problems, held_out = datasets_for(config)
     events.on_stage("loading model")
     tokenizer = load_tokenizer(resolved.path)
-    model = load_model(resolved.path)
+    model = load_model(resolved.path).to(device())  # evaluated before training where it trains
     outcome = RunOutcome(config, resolved, str(output_dir))
     suites = {name: load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
@@ -294,6 +294,7 @@ def record_run(
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     """
     resolved = resolve_model(config.model_name, store)
+    check_device(config)
     started_at = now()
     wb_config = {
         **config.to_dict(),
@@ -392,7 +393,7 @@ def record_eval(
     status, error = "finished", None
     try:
         events.on_model(resolved)
-        tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path)
+        tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path).to(device())
         for name, suite in problems.items():
             events.on_stage(f"evaluating {name} ({len(suite)} problems)")
             result = evaluate(model, tokenizer, suite, name, max_new_tokens, batch_size, events.on_eval_progress)

@@ -8,11 +8,13 @@ recording, progress bars and WandB are plugged in by the caller rather than prin
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .config import RunConfig
+from .errors import ConfigError
 from .rewards import reward_function
 
 SAMPLES_PER_STEP = 4
@@ -51,14 +53,47 @@ class TrainingListener:
     def on_samples(self, step: int, samples: list[Sample]) -> None: ...
 
 
-def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None, cuda: bool | None = None):
+def device():
+    """The device this process computes on, as accelerate assigns it (cuda:LOCAL_RANK under a launcher, else
+    the GPU if there is one, else the CPU)."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def check_device(config: RunConfig) -> None:
+    """Refuse, before anything is recorded, what this machine cannot run."""
     import torch
+
+    if config.use_vllm and not torch.cuda.is_available():
+        raise ConfigError("--use_vllm needs a CUDA GPU (vLLM's colocate mode shares the training GPU); none is visible")
+
+
+def device_args(cuda: bool, bf16_supported: bool) -> dict[str, Any]:
+    """GRPOConfig's device settings. On CUDA: bf16 mixed precision where the GPU supports it (Ampere and newer)
+    and gradient checkpointing, TRL's defaults for GRPO; on CPU neither, since both cost time there."""
+    return {"use_cpu": not cuda, "bf16": cuda and bf16_supported, "gradient_checkpointing": cuda}
+
+
+def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None):
+    import torch
+    from accelerate import PartialState
     from trl import GRPOConfig
 
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    cuda = torch.cuda.is_available()
+    processes = PartialState().num_processes
+    if config.batch_size % processes:
+        step = math.lcm(processes, config.num_generations)
+        fits = max(step, config.batch_size // step * step)
+        raise ConfigError(
+            f"--batch_size {config.batch_size} counts the completions of one step over all {processes} processes "
+            f"and must divide evenly among them; try --batch_size {fits}"
+        )
     return GRPOConfig(
         output_dir=output_dir,
-        per_device_train_batch_size=config.batch_size,  # completions, not prompts
+        # batch_size counts the completions of one optimizer step over every process, so a run means the same
+        # experiment on 1 process or on N; each process generates and trains on its share.
+        per_device_train_batch_size=config.batch_size // processes,
         num_generations=config.num_generations,
         learning_rate=config.learning_rate,
         temperature=config.temperature,
@@ -73,10 +108,9 @@ def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = 
         # WandB gets TRL's completions table; the listener gets samples either way.
         log_completions="wandb" in (report_to or []),
         num_completions_to_print=0,
-        # bf16 and gradient checkpointing pay off only on a GPU; on CPU they cost time.
-        bf16=cuda,
-        gradient_checkpointing=cuda,
-        use_cpu=not cuda,
+        use_vllm=config.use_vllm,
+        vllm_mode="colocate",
+        **device_args(cuda, cuda and torch.cuda.is_bf16_supported()),
         **FIXED_ARGS,
     )
 
