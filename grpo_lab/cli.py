@@ -125,11 +125,15 @@ def run(
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
+    from . import launch
     from .display import config_table, console, esc, plan_table, print_warnings
     from .tracking import choose_mode
 
     config = resolve_config(preset, options)
     mode = choose_mode(wandb)
+    if not dry_run and hypothesis and (config.num_processes or 1) > 1 and launch.world_size() == 1:
+        launch.hand_over(config.num_processes, sys.argv[1:])  # accelerate's launcher starts N of this command
+    console.quiet = not launch.is_main()  # under a launcher the main process speaks for all
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config)
@@ -150,11 +154,15 @@ def run(
             f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
         )
 
-    intent = Intent(hypothesis, expected, criteria, preset, ["grpo-lab", *sys.argv[1:]])
+    intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     try:
         recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
     finally:
         view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
     results = store.results(recorded.run_id)
     if results:  # what the store holds, as `grpo-lab show` prints it
         console.print(results_table(results))
@@ -226,12 +234,17 @@ def eval_command(
     view = LiveView()
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
     try:
-        run_id = record_eval(model_name, list(suite or ["arith-v1"]), store, ["grpo-lab", *sys.argv[1:]], batch_size,
-                             max_new_tokens, threads, hypothesis, [view])  # fmt: skip
+        recorded = record_eval(model_name, list(suite or ["arith-v1"]), store, ["grpo-lab", *sys.argv[1:]],
+                               batch_size, max_new_tokens, threads, hypothesis, [view])  # fmt: skip
     finally:
         view.close()
-    console.print(results_table(store.results(run_id), title="Greedy accuracy"))
-    console.print(f"evaluation {run_id} recorded", soft_wrap=True)
+    results = store.results(recorded.run_id)
+    if results:
+        console.print(results_table(results, title="Greedy accuracy"))
+    if recorded.status != "finished":
+        fail(f"evaluation {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)",
+             recorded.exit_code)  # fmt: skip
+    console.print(f"evaluation {recorded.run_id} recorded", soft_wrap=True)
 
 
 @app.command()

@@ -93,6 +93,12 @@ class RunConfig:
         None, "Where the trained model and tokenizer are saved (default runs/<run id>).", group="Other"
     )
     # Scaling up
+    num_processes: int | None = _field(
+        None,
+        "Processes to train on, one per GPU: DDP through accelerate's launcher (gloo between CPU processes on a "
+        "machine without GPUs). Default: 1, or as many as `accelerate launch` started.",
+        group="Scaling",
+    )
     use_vllm: bool = _field(
         False,
         "Generate completions with vLLM on the training GPU (TRL's colocate mode). Needs a CUDA GPU and vLLM "
@@ -126,6 +132,10 @@ class RunConfig:
         need(self.beta >= 0, f"--beta must be 0 or more (got {self.beta})")
         need(self.max_steps is None or self.max_steps >= 1, f"--max_steps must be at least 1 (got {self.max_steps})")
         need(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
+        need(
+            self.num_processes is None or self.num_processes >= 1,
+            f"--num_processes must be at least 1 (got {self.num_processes})",
+        )
         need(
             not self.use_vllm or importlib.util.find_spec("vllm") is not None,
             "--use_vllm needs vLLM, which is not installed here: pip install vllm (on a CUDA machine; "

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from .config import RunConfig
 from .evaluation import EvalResult
-from .runner import RunListener
+from .events import RunListener
 from .suites import tier_rank
 
 console = Console(stderr=False, highlight=False)
