@@ -33,17 +33,25 @@ def is_main() -> bool:
     return process_index() == 0
 
 
+def state():
+    """accelerate's PartialState, set up as the trainer will set it up (CPU processes talk over gloo), so that
+    the process group exists before training: for the start, the shared evaluation and the model's device."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def ranks() -> Ranks:
     """Every process's pid and host, known to all of them (one collective when there are several)."""
     me = (os.getpid(), socket.gethostname())
     if world_size() == 1:
         return Ranks(0, (me[0],), (me[1],))
-    from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    state = PartialState()
+    index = state().process_index
     everyone = gather_object([me])
-    return Ranks(state.process_index, tuple(p for p, _ in everyone), tuple(h for _, h in everyone))
+    return Ranks(index, tuple(p for p, _ in everyone), tuple(h for _, h in everyone))
 
 
 def from_main(value: Any) -> Any:

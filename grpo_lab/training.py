@@ -31,6 +31,7 @@ FIXED_ARGS: dict[str, Any] = {
     "logging_steps": 1,
     "save_strategy": "no",
     "disable_tqdm": True,
+    "ddp_find_unused_parameters": False,  # every parameter of a causal LM takes part; the search costs a pass
     "remove_unused_columns": False,  # answer, task_type... reach the reward function as keyword arguments
 }
 
@@ -41,9 +42,9 @@ TrainingListener = RunListener  # training sends on_train_begin, on_step and on_
 def device():
     """The device this process computes on, as accelerate assigns it (cuda:LOCAL_RANK under a launcher, else
     the GPU if there is one, else the CPU)."""
-    from accelerate import PartialState
+    from .launch import state
 
-    return PartialState().device
+    return state().device
 
 
 def check_device(config: RunConfig) -> None:
@@ -62,11 +63,12 @@ def device_args(cuda: bool, bf16_supported: bool) -> dict[str, Any]:
 
 def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None):
     import torch
-    from accelerate import PartialState
     from trl import GRPOConfig
 
+    from .launch import state
+
     cuda = torch.cuda.is_available()
-    processes = PartialState().num_processes
+    processes = state().num_processes
     if config.batch_size % processes:
         step = math.lcm(processes, config.num_generations)
         fits = max(step, config.batch_size // step * step)
