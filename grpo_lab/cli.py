@@ -143,7 +143,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, generalization_gap, results_table
+    from .display import LiveView
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -163,8 +163,15 @@ def run(
         if recorded.exit_code:
             raise SystemExit(recorded.exit_code)
         return
+    _report_run(store, recorded)
+
+
+def _report_run(store, recorded) -> None:
+    """The end of a training run as the store holds it (as `grpo-lab show` prints it), and its exit code."""
+    from .display import console, esc, generalization_gap, results_table
+
     results = store.results(recorded.run_id)
-    if results:  # what the store holds, as `grpo-lab show` prints it
+    if results:
         console.print(results_table(results))
         gap = generalization_gap(store.find_run(recorded.run_id).summary)
         if gap:
@@ -177,6 +184,43 @@ def run(
         )
         return
     fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="An interrupted, crashed or failed run (ID or unique prefix)."),
+    db: str = db_option(),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled [default: as the run was]."),
+):
+    """Continue a run from its newest checkpoint (it ran with --save_steps), in the same run row and WandB run.
+
+    The steps it recorded after that checkpoint are recorded again; it runs on as many processes as it started on.
+    """
+    from . import launch
+    from .display import LiveView, console, esc
+    from .runner import quiet_libraries, resumable, resume_run
+    from .tracking import choose_mode
+
+    mode = choose_mode(wandb) if wandb else None
+    store = _open(db)
+    if launch.world_size() == 1:
+        run, config, checkpoint, _ = resumable(store, run_id)  # a one-line error before anything starts
+        processes = config.num_processes or 1
+        if processes > 1:
+            launch.hand_over(processes, sys.argv[1:])
+        console.print(f"[bold]resuming run {run.id}[/] {esc(run.exp_name)} from {esc(checkpoint)}", soft_wrap=True)
+    console.quiet = not launch.is_main()
+    quiet_libraries()
+    view = LiveView()
+    try:
+        recorded = resume_run(run_id, store, mode, [view])
+    finally:
+        view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
+    _report_run(store, recorded)
 
 
 @app.command()

@@ -99,6 +99,13 @@ class RunConfig:
         "machine without GPUs). Default: 1, or as many as `accelerate launch` started.",
         group="Scaling",
     )
+    save_steps: int | None = _field(
+        None,
+        "Keep a checkpoint (model, optimizer, scheduler, RNG) every N steps under the run's output folder, so "
+        "`grpo-lab resume ID` can continue the run after a crash or Ctrl-C. Default: none.",
+        group="Scaling",
+    )
+    save_total_limit: int = _field(2, "How many of the newest checkpoints to keep.", group="Scaling")
     use_vllm: bool = _field(
         False,
         "Generate completions with vLLM on the training GPU (TRL's colocate mode). Needs a CUDA GPU and vLLM "
@@ -132,6 +139,8 @@ class RunConfig:
         need(self.beta >= 0, f"--beta must be 0 or more (got {self.beta})")
         need(self.max_steps is None or self.max_steps >= 1, f"--max_steps must be at least 1 (got {self.max_steps})")
         need(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
+        need(self.save_steps is None or self.save_steps >= 1, f"--save_steps must be at least 1 ({self.save_steps})")
+        need(self.save_total_limit >= 1, f"--save_total_limit must be at least 1 (got {self.save_total_limit})")
         need(
             self.num_processes is None or self.num_processes >= 1,
             f"--num_processes must be at least 1 (got {self.num_processes})",

@@ -2,7 +2,7 @@
 
 Every command that records something (``run``, ``eval``, ``resume``) goes through ``Lifecycle``::
 
-    life = Lifecycle(store, row)
+    life = Lifecycle(store, row)  # reopen=True: a resumed run's row, running again
     with life:                    # writes the row, beats the heartbeat, turns SIGTERM into an exception
         ...                       # the work; an exception ends the block and is recorded, not raised
     with life.finishing():        # Ctrl-C and SIGTERM are held off until the ending is written
@@ -99,8 +99,10 @@ class Lifecycle:
     """Owns a recorded command's life; see the module's docstring. ``store`` and ``row`` are None on the
     processes that do not record (ranks other than the main one)."""
 
-    def __init__(self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None):
-        self.store, self.row = store, row
+    def __init__(
+        self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None, reopen: bool = False
+    ):
+        self.store, self.row, self.reopen = store, row, reopen
         self.ranks = ranks or Ranks()
         self.heartbeat_seconds = heartbeat_seconds() if heartbeat is None else heartbeat
         self.status, self.error, self.exit_code = "finished", None, 0
@@ -119,8 +121,11 @@ class Lifecycle:
 
     # -- the work --------------------------------------------------------------------------------------------
     def __enter__(self) -> Lifecycle:
-        if self.records:
+        if self.records and self.reopen:  # a resumed run: the same row, running again in this process
+            self.store.reopen_run(self.row.id, socket.gethostname(), os.getpid())
+        elif self.records:
             self.store.create_run(self.row)
+        if self.records:
             self._heartbeat = _Heartbeat(self.store, self.row.id, self.heartbeat_seconds)
             self._heartbeat.start()
         if self.ranks.main:

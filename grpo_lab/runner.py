@@ -27,9 +27,9 @@ from .store.db import Run, iso, now
 from .suites import load_suite
 from .summary import summarize
 from .tracking import WandbRun
-from .training import check_device, device, train
+from .training import check_device, device, last_checkpoint, train
 
-__all__ = ["Intent", "RecordedRun", "RunListener", "execute", "record_eval", "record_run"]
+__all__ = ["Intent", "RecordedRun", "RunListener", "execute", "record_eval", "record_run", "resume_run"]
 
 
 @dataclass
@@ -78,12 +78,15 @@ def execute(
     listeners: list[RunListener] | None = None,
     report_to: list[str] | None = None,
     resolved: ResolvedModel | None = None,
+    resume_from: str | None = None,
 ) -> RunOutcome:
     """Run one GRPO experiment end to end. Exceptions propagate; listeners have seen everything before them.
 
-    Under a launcher every process runs this: each trains on its share of every batch (DDP) and evaluates its
-    share of every split, and the results are gathered, so each process's ``outcome.results`` covers every
-    problem once; only the processes given listeners (the main one) report.
+    ``resume_from`` (a checkpoint of this run) continues training from there, without the evaluation before
+    training, which the run recorded when it started. Under a launcher every process runs this: each trains on
+    its share of every batch (DDP) and evaluates its share of every split, and the results are gathered, so each
+    process's ``outcome.results`` covers every problem once; only the processes given listeners (the main one)
+    report.
     """
     events = Fanout(listeners)
     set_threads(config.threads)
@@ -119,10 +122,13 @@ def execute(
             outcome.results[stage][split] = result
             events.on_eval(stage, result)
 
-    run_evals("before")
-    events.on_stage("training")
+    if resume_from is None:
+        run_evals("before")
+    events.on_stage("training" if resume_from is None else f"resuming training from {Path(resume_from).name}")
     dataset = tasks.to_dataset(train_problems)
-    model, outcome.train_seconds = train(config, model, tokenizer, dataset, str(output_dir), events, report_to)
+    model, outcome.train_seconds = train(
+        config, model, tokenizer, dataset, str(output_dir), events, report_to, resume_from
+    )
     run_evals("after")
     return outcome
 
@@ -223,6 +229,8 @@ class _Start:
     resolved: ResolvedModel | None = None
     report_to: tuple[str, ...] = ()
     error: str | None = None
+    config: dict | None = None  # a resumed run's configuration, as recorded
+    checkpoint: str | None = None  # where a resumed run continues from
 
 
 def check_processes(config: RunConfig, started: int) -> None:
@@ -283,22 +291,92 @@ def record_run(
     start = launch.from_main(start)
     if start.error:
         raise GrpoLabError(start.error)
-    life = Lifecycle(store, row, ranks) if ranks.main else Lifecycle(ranks=ranks)
     recorder = StoreRecorder(store, start.run_id) if ranks.main else None
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started)
+
+
+def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None):
+    """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
+    life = Lifecycle(store, row, ranks, reopen=resumed_at is not None) if ranks.main else Lifecycle(ranks=ranks)
     outcome = None
     with life:
         if on_started and ranks.main:
             on_started(wb, start.output_dir)
         mine = [recorder, *(listeners or [])] if ranks.main else []
-        outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved)
+        outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
     with life.finishing():
         if recorder is not None:
             recorder.flush()
             summary = summarize(recorder.steps, recorder.results)
             train_seconds = outcome.train_seconds if outcome else None
+            if resumed_at is not None and row.train_seconds and train_seconds is not None:
+                train_seconds += row.train_seconds  # the training time of every stretch of the run
             life.finish(summary=json.dumps(summary), train_seconds=train_seconds)
+            if resumed_at is not None:
+                store.add_note(row.id, f"resumed from {Path(start.checkpoint).name} (step {resumed_at}) and "
+                               f"{life.status}: {life.error or 'ok'}", "comment")  # fmt: skip
             tracking.finish(wb, {"final_accuracy": summary.get("held_out_acc_after"), **summary}, life.exit_code)
     return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
+
+
+RESUMABLE = ("interrupted", "crashed", "failed")
+
+
+def resume_run(
+    run_ref: str,
+    store,
+    wandb_mode: str | None = None,
+    listeners: list[RunListener] | None = None,
+    on_started: Callable[[WandbRun, str], None] | None = None,
+) -> RecordedRun:
+    """Continue an interrupted, crashed or failed run from its newest checkpoint, in the same run row and the
+    same WandB run: what it recorded after that checkpoint is dropped and recorded again, so the step curve
+    has neither duplicates nor gaps. Under a launcher every process calls this; the main one decides."""
+    ranks = launch.ranks()
+    wb, row, start, step = None, None, _Start(), None
+    if ranks.main:
+        try:
+            row, config, checkpoint, step = resumable(store, run_ref)
+            check_processes(config, launch.world_size())
+            resolved = resolve_model(config.model_name, store)
+            check_device(config)
+            mode = wandb_mode or row.wandb_mode or "disabled"
+            wb_config = {**config.to_dict(), "hypothesis": row.hypothesis, "preset": row.preset}
+            wb = tracking.start(mode, config.exp_name, config.tags, wb_config, row.wandb_project, row.wandb_entity,
+                                resume_id=row.id)  # fmt: skip
+            report_to = ("wandb",) if wb.mode != "disabled" else ()
+            start = _Start(row.id, row.output_dir, resolved, report_to, None, config.to_dict(), checkpoint)
+        except Exception as exc:
+            launch.from_main(_Start(error=f"the main process could not resume the run: {exc}"))
+            raise
+    start = launch.from_main(start)
+    if start.error:
+        raise GrpoLabError(start.error)
+    config = RunConfig.from_dict(start.config)
+    recorder = None
+    if ranks.main:
+        store.rewind(row.id, step)
+        recorder = StoreRecorder(store, row.id)
+        recorder.steps = store.steps(row.id)
+        recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step)
+
+
+def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
+    """The run, its configuration, its newest checkpoint and that checkpoint's step; or a one-line error."""
+    view = store.find_run(run_ref)
+    run = view.run
+    if run.kind != "train":
+        raise GrpoLabError(f"run {run.id} is an evaluation; only training runs can be resumed")
+    if run.status not in RESUMABLE:
+        raise GrpoLabError(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    checkpoint = last_checkpoint(run.output_dir) if run.output_dir else None
+    if checkpoint is None:
+        raise GrpoLabError(
+            f"run {run.id} has no checkpoint in {run.output_dir} (it ran without --save_steps, or stopped before the "
+            "first one); start it again with grpo-lab run"
+        )
+    return run, RunConfig.from_dict(view.config), checkpoint, int(Path(checkpoint).name.rsplit("-", 1)[1])
 
 
 RUN_PREFIX = "run:"

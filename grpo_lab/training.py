@@ -9,6 +9,7 @@ recording, progress bars and WandB are plugged in by the caller rather than prin
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,6 @@ FIXED_ARGS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "optim": "adamw_torch",
     "logging_steps": 1,
-    "save_strategy": "no",
     "disable_tqdm": True,
     "ddp_find_unused_parameters": False,  # every parameter of a causal LM takes part; the search costs a pass
     "remove_unused_columns": False,  # answer, task_type... reach the reward function as keyword arguments
@@ -59,6 +59,21 @@ def device_args(cuda: bool, bf16_supported: bool) -> dict[str, Any]:
     """GRPOConfig's device settings. On CUDA: bf16 mixed precision where the GPU supports it (Ampere and newer)
     and gradient checkpointing, TRL's defaults for GRPO; on CPU neither, since both cost time there."""
     return {"use_cpu": not cuda, "bf16": cuda and bf16_supported, "gradient_checkpointing": cuda}
+
+
+def checkpoint_args(config: RunConfig) -> dict[str, Any]:
+    """TRL checkpoints every ``save_steps`` (output_dir/checkpoint-N: model, optimizer, scheduler, RNG states),
+    the newest ``save_total_limit`` kept; none without ``save_steps``."""
+    if config.save_steps is None:
+        return {"save_strategy": "no"}
+    return {"save_strategy": "steps", "save_steps": config.save_steps, "save_total_limit": config.save_total_limit}
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint-N folder under ``output_dir``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
 def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None):
@@ -95,6 +110,7 @@ def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = 
         # WandB gets TRL's completions table; the listener gets samples either way.
         log_completions="wandb" in (report_to or []),
         num_completions_to_print=0,
+        **checkpoint_args(config),
         use_vllm=config.use_vllm,
         vllm_mode="colocate",
         **device_args(cuda, cuda and torch.cuda.is_bf16_supported()),
@@ -179,8 +195,11 @@ def train(
     output_dir: str,
     listener: TrainingListener | None = None,
     report_to: list[str] | None = None,
+    resume_from: str | None = None,
 ):
-    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``.
+    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``; ``resume_from``
+    (a checkpoint folder) continues a run where that checkpoint left it, as TRL resumes: the weights,
+    optimizer, scheduler, RNG states and the position in the data are restored.
 
     Returns the trained model and the wall time of the training phase (trainer construction,
     training, saving), measured after TRL is imported so that it compares with a bare TRL script.
@@ -203,7 +222,7 @@ def train(
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(output_dir)  # every process takes part; the main one writes
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(output_dir)
