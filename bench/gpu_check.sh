@@ -47,6 +47,11 @@ elif os.environ.get("GPU_CHECK_ALLOW_CPU") != "1":
     raise SystemExit("GPU CHECK FAILED: torch sees no CUDA device")
 else:
     print("no CUDA device: dry run on CPU (GPU_CHECK_ALLOW_CPU=1)")
+from grpo_lab.config import RunConfig
+from grpo_lab.training import grpo_args
+
+a = grpo_args(RunConfig(model_name="tiny-arith"), os.path.join(os.getcwd(), "probe"))
+print(f"GRPOConfig here: bf16={a.bf16} gradient_checkpointing={a.gradient_checkpointing} use_cpu={a.use_cpu}")
 PY
 
 RUN=(run --preset cpu-quick --max_steps "$STEPS" --wandb disabled --tags gpu-check)
