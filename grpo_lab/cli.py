@@ -33,6 +33,8 @@ UsageError = typer.BadParameter.__bases__[0]  # typer vendors click; this is its
 def _option_type(type_text: str, choices: tuple[str, ...] | None):
     if choices:
         return Optional[Literal[choices]]  # noqa: UP045  typer shows and checks the choices
+    if type_text == "bool":
+        return Optional[bool]  # noqa: UP045  a switch: --use_vllm
     if type_text.startswith("list"):
         return Optional[list[str]]  # noqa: UP045  typer needs typing.Optional here
     if "int" in type_text:
@@ -131,6 +133,7 @@ def run(
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
+    from . import launch
     from .criteria import parse as parse_criteria
     from .display import config_table, console, esc, plan_table, print_warnings
     from .tracking import choose_mode
@@ -138,6 +141,9 @@ def run(
     config = resolve_config(preset, options)
     parse_criteria(criteria, config.evaluated_sets())  # a malformed criterion fails here, before anything loads
     mode = choose_mode(wandb)
+    if not dry_run and hypothesis and (config.num_processes or 1) > 1 and launch.world_size() == 1:
+        launch.hand_over(config.num_processes, sys.argv[1:])  # accelerate's launcher starts N of this command
+    console.quiet = not launch.is_main()  # under a launcher the main process speaks for all
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config)
@@ -147,7 +153,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, generalization_gap, results_table, verdict_text
+    from .display import LiveView
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -158,13 +164,24 @@ def run(
             f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
         )
 
-    intent = Intent(hypothesis, expected, criteria, preset, ["grpo-lab", *sys.argv[1:]])
+    intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     try:
         recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
     finally:
         view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
+    _report_run(store, recorded)
+
+
+def _report_run(store, recorded) -> None:
+    """The end of a training run as the store holds it (as `grpo-lab show` prints it), and its exit code."""
+    from .display import console, esc, generalization_gap, results_table, verdict_text
+
     results = store.results(recorded.run_id)
-    if results:  # what the store holds, as `grpo-lab show` prints it
+    if results:
         console.print(results_table(results))
         gap = generalization_gap(store.find_run(recorded.run_id).metrics)
         if gap:
@@ -179,6 +196,43 @@ def run(
         )
         return
     fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="An interrupted, crashed or failed run (ID or unique prefix)."),
+    db: str = db_option(),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled [default: as the run was]."),
+):
+    """Continue a run from its newest checkpoint (it ran with --save_steps), in the same run row and WandB run.
+
+    The steps it recorded after that checkpoint are recorded again; it runs on as many processes as it started on.
+    """
+    from . import launch
+    from .display import LiveView, console, esc
+    from .runner import quiet_libraries, resumable, resume_run
+    from .tracking import choose_mode
+
+    mode = choose_mode(wandb) if wandb else None
+    store = _open(db)
+    if launch.world_size() == 1:
+        run, config, checkpoint, _ = resumable(store, run_id)  # a one-line error before anything starts
+        processes = config.num_processes or 1
+        if processes > 1:
+            launch.hand_over(processes, sys.argv[1:])
+        console.print(f"[bold]resuming run {run.id}[/] {esc(run.exp_name)} from {esc(checkpoint)}", soft_wrap=True)
+    console.quiet = not launch.is_main()
+    quiet_libraries()
+    view = LiveView()
+    try:
+        recorded = resume_run(run_id, store, mode, [view])
+    finally:
+        view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
+    _report_run(store, recorded)
 
 
 @app.command()
@@ -241,12 +295,17 @@ def eval_command(
 
     suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
     try:
-        run_id = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size,
-                             max_new_tokens, threads, hypothesis, [view])  # fmt: skip
+        recorded = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size, max_new_tokens,
+                               threads, hypothesis, [view])  # fmt: skip
     finally:
         view.close()
-    console.print(results_table(store.results(run_id), title="Greedy accuracy"))
-    console.print(f"evaluation {run_id} recorded", soft_wrap=True)
+    results = store.results(recorded.run_id)
+    if results:
+        console.print(results_table(results, title="Greedy accuracy"))
+    if recorded.status != "finished":
+        fail(f"evaluation {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)",
+             recorded.exit_code)  # fmt: skip
+    console.print(f"evaluation {recorded.run_id} recorded", soft_wrap=True)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from rich.table import Table
 from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
-from .runner import RunListener
+from .events import RunListener
 from .suites import tier_rank
 
 console = Console(stderr=False, highlight=False)

@@ -425,6 +425,20 @@ class Store:
             s.add(run)
             s.commit()
 
+    def reopen_run(self, run_id: str, host: str, pid: int) -> None:
+        """A resumed run is running again, in the process ``pid`` on ``host``."""
+        self.update_run(run_id, status="running", error=None, finished_at=None, duration_s=None, host=host, pid=pid,
+                        heartbeat_at=iso(now()))  # fmt: skip
+
+    def rewind(self, run_id: str, step: int) -> None:
+        """Forget what a run recorded after training step ``step`` (the steps and samples past its checkpoint, and
+        any evaluation after training), so that a resumed run records them again without duplicates or gaps."""
+        with self.engine.begin() as conn:
+            for table in (Step, Sample):
+                conn.execute(delete(table).where(table.run_id == run_id, table.step > step))
+            for table in (Result, Prediction):
+                conn.execute(delete(table).where(table.run_id == run_id, table.stage == "after"))
+
     def heartbeat(self, run_id: str) -> None:
         self.update_run(run_id, heartbeat_at=iso(now()))
 

@@ -92,12 +92,18 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def stale_after() -> timedelta:
+    """STALE_AFTER, or $GRPO_LAB_STALE_SECONDS (tests shorten it together with the heartbeat interval)."""
+    seconds = os.environ.get("GRPO_LAB_STALE_SECONDS")
+    return timedelta(seconds=float(seconds)) if seconds else STALE_AFTER
+
+
 def presumed_dead(host: str, pid: int | None, heartbeat: str, this_host: str, alive=pid_alive) -> str | None:
     """Why a run marked running is not running any more, or None if it may still be."""
     if host == this_host and pid is not None and not alive(pid):
         return "its process is gone"
     beat = datetime.fromisoformat(heartbeat)
-    if beat < datetime.now(timezone.utc) - STALE_AFTER:
+    if beat < datetime.now(timezone.utc) - stale_after():
         return f"no heartbeat since {beat.isoformat(timespec='seconds')}"
     return None
 
