@@ -100,9 +100,10 @@ class Lifecycle:
     processes that do not record (ranks other than the main one)."""
 
     def __init__(
-        self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None, reopen: bool = False
-    ):
-        self.store, self.row, self.reopen = store, row, reopen
+        self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None, reopen: bool = False,
+        queued: bool = False,
+    ):  # fmt: skip
+        self.store, self.row, self.reopen, self.queued = store, row, reopen, queued
         self.ranks = ranks or Ranks()
         self.heartbeat_seconds = heartbeat_seconds() if heartbeat is None else heartbeat
         self.status, self.error, self.exit_code = "finished", None, 0
@@ -123,6 +124,8 @@ class Lifecycle:
     def __enter__(self) -> Lifecycle:
         if self.records and self.reopen:  # a resumed run: the same row, running again in this process
             self.store.reopen_run(self.row.id, socket.gethostname(), os.getpid())
+        elif self.records and self.queued:  # a sweep's queued row: claimed, then filled in as it starts
+            self.store.start_queued(self.row)
         elif self.records:
             self.store.create_run(self.row)
         if self.records:

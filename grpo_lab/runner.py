@@ -263,12 +263,14 @@ def record_run(
     wandb_entity: str | None = None,
     listeners: list[RunListener] | None = None,
     on_started: Callable[[WandbRun, str], None] | None = None,
+    queued: Run | None = None,
 ) -> RecordedRun:
     """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
 
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     Under a launcher every process calls this; only the main one touches the store, WandB and ``listeners``.
+    ``queued`` is a sweep's queued row: the run takes its ID (and WandB run ID), sweep and arm.
     """
     check_processes(config, launch.world_size())
     criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything is written
@@ -285,14 +287,16 @@ def record_run(
                 "hypothesis": intent.hypothesis,
                 "preset": intent.preset,
             }
-            wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity)
+            wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity,
+                                resume_id=queued.id if queued else None)  # fmt: skip
             output_dir = config.output_dir or str(Path("runs") / wb.id)
+            sweep = {"sweep_id": queued.sweep_id, "arm": queued.arm} if queued else {}
             row = _run_row(
                 wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
                 exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
                 criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
-                wandb_dir=wb.dir,
+                wandb_dir=wb.dir, **sweep,
             )  # fmt: skip
             report_to = ("wandb",) if wb.mode != "disabled" else ()
             start = _Start(wb.id, output_dir, resolved, report_to)
@@ -303,12 +307,15 @@ def record_run(
     if start.error:
         raise GrpoLabError(start.error)
     recorder = StoreRecorder(store, start.run_id) if ranks.main else None
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, queued=queued is not None)
 
 
-def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None):
+def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None,
+            queued=False):  # fmt: skip
     """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
-    life = Lifecycle(store, row, ranks, reopen=resumed_at is not None) if ranks.main else Lifecycle(ranks=ranks)
+    life = Lifecycle(ranks=ranks)
+    if ranks.main:
+        life = Lifecycle(store, row, ranks, reopen=resumed_at is not None, queued=queued)
     outcome = None
     with life:
         if on_started and ranks.main:
