@@ -18,6 +18,7 @@ This module is the only place that builds or reads these names.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ def valid_names(splits: Mapping[str, Iterable[str]]) -> list[str]:
 
 
 def _tail_mean(steps: Sequence[tuple[int, Mapping[str, float]]], key: str) -> float | None:
-    values = [m[key] for _, m in steps if m.get(key) is not None]
+    values = [m[key] for _, m in steps if m.get(key) is not None and math.isfinite(m[key])]
     if not values:
         return None
     n = max(1, round(len(values) * TAIL))
@@ -128,7 +129,7 @@ def compute(
     out: dict[str, float | None] = {"steps": len(steps)} if steps else {}
     for name, key in CURVE.items():
         out[name] = _tail_mean(steps, key)
-    kls = [m["kl"] for _, m in steps if m.get("kl") is not None]
+    kls = [m["kl"] for _, m in steps if m.get("kl") is not None and math.isfinite(m["kl"])]
     out["kl_last"] = kls[-1] if kls else None
     grads = [m["grad_norm"] for _, m in steps if m.get("grad_norm") is not None]
     out["frac_grad_norm_zero"] = sum(g == 0 for g in grads) / len(grads) if grads else None
@@ -149,7 +150,7 @@ def compute(
             out[acc(split, group, "gain")] = by_stage["after"] - by_stage["before"]
     for suite, count in (overlaps or {}).items():
         out[overlap(suite)] = count
-    return {k: v for k, v in out.items() if v is not None}
+    return {k: v for k, v in out.items() if v is not None and math.isfinite(v)}  # a NaN is not a number to compare
 
 
 def _split_rank(key: tuple[str, str | None]) -> tuple:

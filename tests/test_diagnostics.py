@@ -98,3 +98,10 @@ def test_contaminated_fires_only_when_training_holds_suite_problems():
 def test_findings_carry_the_seeds_advice():
     (finding,) = diagnose(GOOD, summarize(curve(**{**HEALTHY, "frac_reward_zero_std": 0.9}), []))
     assert "raise temperature or num_generations" in finding.message
+
+
+def test_non_finite_curve_values_are_left_out_of_the_metrics():
+    """A NaN grad norm on the last step (seen in real runs) must not poison the means, nor stop the run finishing."""
+    steps = curve(**{**HEALTHY, "grad_norm": lambda i: float("nan") if i == 20 else 3.0, "kl": float("inf")})
+    values = summarize(steps, [])
+    assert values["grad_norm"] == 3.0 and "kl" not in values and "kl_last" not in values

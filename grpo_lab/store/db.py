@@ -12,6 +12,7 @@ write to one store at once.
 from __future__ import annotations
 
 import json
+import math
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -527,7 +528,7 @@ class Store:
             if metrics is not None:
                 run.summary = json.dumps(metrics)
                 s.exec(delete(Metric).where(Metric.run_id == run_id))
-                s.add_all(Metric(run_id=run_id, name=k, value=v) for k, v in metrics.items())
+                s.add_all(Metric(run_id=run_id, name=k, value=v) for k, v in metrics.items() if math.isfinite(v))
             s.add(run)
             s.commit()
 

@@ -1,0 +1,221 @@
+"""Sweeps: the spec (pure), and real sweeps of tiny runs through the local and submitit executors."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from grpo_lab import sweep as sw
+from grpo_lab.errors import GrpoLabError
+
+TINY = {"model_name": "tiny-arith", "n_samples": 32, "batch_size": 16, "num_generations": 4, "learning_rate": 5e-5,
+        "eval_samples": 20, "max_steps": 2}  # fmt: skip
+
+
+def spec(**over):
+    data = {"name": "t", "hypothesis": "h", "seeds": "1-2", "base": dict(TINY), "grid": {"beta": [0, 0.1]},
+            "baseline": "beta=0.1"}  # fmt: skip
+    data.update(over)
+    return sw.build(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "seeds"), [("1-3", [1, 2, 3]), ("1,3,5", [1, 3, 5]), ("1-2,7", [1, 2, 7]), ([4, 2], [4, 2]), (5, [5])]
+)
+def test_seeds(value, seeds):
+    assert sw.parse_seeds(value) == seeds
+
+
+@pytest.mark.parametrize("value", ["3-1", "a", "1,1", [1.5], "", True])
+def test_bad_seeds(value):
+    with pytest.raises(GrpoLabError):
+        sw.parse_seeds(value)
+
+
+def test_a_grid_expands_seed_major_with_arm_names_from_the_flags():
+    s = spec(grid={"beta": [0, 0.1], "n_samples": [32, 64]}, baseline="beta=0.1,n_samples=64")
+    assert [a.name for a in s.arms] == ["beta=0,n_samples=32", "beta=0,n_samples=64", "beta=0.1,n_samples=32",
+                                        "beta=0.1,n_samples=64"]  # fmt: skip
+    planned = s.plan()
+    assert len(planned) == 8 and [p.seed for p in planned[:4]] == [1, 1, 1, 1]
+    p = planned[5]
+    assert (p.arm, p.seed, p.config.beta, p.config.n_samples) == ("beta=0,n_samples=64", 2, 0, 64)
+    assert p.config.exp_name == "t_beta=0,n_samples=64" and p.config.max_steps == 2
+    assert s.metric == "arith-v1"  # the first suite the runs are evaluated on
+
+
+def test_the_same_spec_has_the_same_digest_and_round_trips_through_the_store():
+    a, b = spec(), spec()
+    assert a.digest() == b.digest() != spec(seeds="1-3").digest()
+    assert sw.from_record(json.dumps(a.to_dict())).digest() == a.digest()
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"name": "bad name!"}, "give the sweep a name"),
+        ({"hypothesis": ""}, "needs a hypothesis"),
+        ({"base": {**TINY, "colour": 1}}, "unknown flags colour"),
+        ({"base": {**TINY, "seed": 1}}, "set by the sweep"),
+        ({"grid": {"beta": []}}, "give a list of values"),
+        ({"baseline": "beta=0.5"}, "baseline 'beta=0.5' is not an arm"),
+        ({"criteria": "arith-v1 >> 1"}, "--criteria"),
+        ({"criteria": "mixed-v1 > 0"}, "unknown field 'mixed-v1'"),
+        ({"compare": "diff < 0 or p < 1"}, "expected 'and'"),
+        ({"compare": "gain < 0"}, "unknown field 'gain'"),
+        ({"base": {**TINY, "batch_size": 15}}, "arm beta=0, seed 1: --batch_size 15 is not divisible"),
+        ({"colour": 1}, "unknown keys colour"),
+        ({"metric": "accuracy"}, "metric 'accuracy' is not one of"),
+        ({"arms": {"beta=0": {"flags": {"beta": 1}}}}, "a grid arm's flags come from the grid"),
+        ({"arms": {"x": {}}}, "is not one of the grid's arms"),
+    ],
+)
+def test_a_bad_sweep_is_refused_before_anything_is_written(over, message):
+    with pytest.raises(GrpoLabError, match=message.replace("(", r"\(")):
+        spec(**over)
+
+
+def test_arm_verdict_from_the_paired_row():
+    arm = sw.Arm("x", {}, "h", compare="diff < 0 and p_holm < 0.05")
+    assert sw.arm_verdict(arm, {"diff": -0.02, "p_holm": 0.01}).status == "confirmed"
+    rejected = sw.arm_verdict(arm, {"diff": -0.02, "p_holm": 0.2})
+    assert rejected.status == "rejected" and rejected.detail == "p_holm 0.2 >= 0.05"
+    assert sw.arm_verdict(sw.Arm("b", {}, "h"), None).status == "unchecked"
+
+
+SWEEP = """
+name = "{name}"
+hypothesis = "beta matters"
+seeds = "1-2"
+baseline = "beta=0.1,n_samples=48"
+metric = "held_out"
+criteria = "steps = 2"
+compare = "diff > -1"
+
+[base]
+model_name = "tiny-arith"
+n_samples = 32
+batch_size = 16
+num_generations = 4
+eval_samples = 20
+max_steps = 2
+
+[grid]
+beta = [0, 0.1]
+n_samples = [32, 48]
+"""
+
+
+def rows(db, sql, *args):
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def sweep_cmd(*args):
+    return [sys.executable, "-c", "from grpo_lab.cli import main; main()", "sweep", *args]
+
+
+def assert_every_slot_finished_once(db, name):
+    (sweep_id,) = rows(db, "SELECT id FROM sweep WHERE name = ?", name)[0]
+    current = rows(db, "SELECT arm, json_extract(config, '$.seed'), status, verdict FROM run "
+                       "WHERE sweep_id = ? AND NOT superseded", sweep_id)  # fmt: skip
+    slots = sorted((arm, seed) for arm, seed, _, _ in current)
+    assert len(slots) == len(set(slots)) == 8
+    assert {(status, verdict) for _, _, status, verdict in current} == {("finished", "confirmed")}
+    finished = rows(db, "SELECT count(*) FROM run WHERE sweep_id = ? AND status = 'finished'", sweep_id)[0][0]
+    assert finished == 8  # finished exactly once each: nothing ran twice
+    return sweep_id
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_half_way_resumes_and_finishes_every_run_exactly_once(isolated):
+    (isolated / "s.toml").write_text(SWEEP.format(name="kill"))
+    db = isolated / "grpo_lab.db"
+    proc = subprocess.Popen(sweep_cmd("s.toml", "--parallel", "2", "--wandb", "disabled"), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline:  # half-way: a run finished, another one training
+        time.sleep(0.2)
+        try:
+            counts = dict(rows(db, "SELECT status, count(*) FROM run GROUP BY status"))
+        except sqlite3.OperationalError:  # not created yet
+            continue
+        if counts.get("finished", 0) >= 1 and counts.get("running", 0) >= 1:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers, as a crash would
+    proc.wait()
+    statuses = [s for (s,) in rows(db, "SELECT status FROM run")]
+    assert 1 <= statuses.count("finished") < 8 and "queued" in statuses and "running" in statuses
+    status = subprocess.run(sweep_cmd("status", "kill"), capture_output=True, text=True, env={**os.environ,
+                            "COLUMNS": "200"})  # fmt: skip
+    assert status.returncode == 0
+    assert "crashed" in [s for (s,) in rows(db, "SELECT status FROM run")]  # marked by the status command
+    resumed = subprocess.run(sweep_cmd("resume", "kill", "--parallel", "2"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resumed" in resumed.stdout
+    sweep_id = assert_every_slot_finished_once(db, "kill")
+    superseded = rows(db, "SELECT status FROM run WHERE sweep_id = ? AND superseded", sweep_id)
+    assert superseded and {s for (s,) in superseded} <= {"crashed"}  # kept, never deleted
+    again = subprocess.run(sweep_cmd("s.toml"), capture_output=True, text=True)  # the same file: nothing to do
+    assert again.returncode == 0 and "0 runs to start, 8 finished" in again.stdout
+    out = subprocess.run([sys.executable, "-c", "from grpo_lab.cli import main; main()", "compare", "--sweep", "kill",
+                          "--format", "json"], capture_output=True, text=True)  # fmt: skip
+    paired = json.loads(out.stdout)
+    assert len(paired) == 3 and {r["verdict"] for r in paired} == {"confirmed"} and {r["n"] for r in paired} == {2}
+
+
+@pytest.mark.slow
+def test_the_same_sweep_through_submitits_local_executor(isolated):
+    pytest.importorskip("submitit", reason="submitit is the slurm extra; pip install 'grpo-lab[slurm]'")
+    (isolated / "s.toml").write_text(SWEEP.format(name="slurmish"))
+    proc = subprocess.run(sweep_cmd("s.toml", "--executor", "submitit-local", "--parallel", "2"),
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_every_slot_finished_once(isolated / "grpo_lab.db", "slurmish")
+    assert list((isolated / "runs").glob("sweep-*/submitit/*_result.pkl"))  # submitit really ran the jobs
+
+
+def test_dry_run_prints_every_command_and_writes_nothing(cli, isolated):
+    (isolated / "s.toml").write_text(SWEEP.format(name="dry"))
+    proc = cli("sweep", "s.toml", "--dry_run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("grpo-lab run ") for line in lines) == 8
+    assert "8 runs (4 arms x 2 seeds)" in lines[-1] and not (isolated / "grpo_lab.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope.toml"], "no sweep file nope.toml"),
+        (["a.txt"], "give one sweep file (.toml)"),
+        (["status"], "usage: grpo-lab sweep status ID"),
+        (["--grid", "beta"], "--grid 'beta': write FLAG=V1,V2"),
+        (["--grid", "beta=0,0.1"], "a sweep needs a hypothesis"),
+        (["--grid", "beta=0,0.1", "--hypothesis", "h", "--parallel", "0"], "--parallel must be at least 1"),
+        (["--grid", "beta=0,0.1", "--hypothesis", "h", "--executor", "k8s"], "--executor 'k8s' is not one of"),
+    ],
+)
+def test_bad_sweep_commands_are_one_line(cli, isolated, args, message):
+    proc = cli("sweep", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_changing_a_started_sweep_is_refused(cli, isolated):
+    from grpo_lab.store.db import Store
+
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    sw.queue(store, spec(name="same"), "inline", ["grpo-lab", "sweep"])
+    with pytest.raises(GrpoLabError, match="a sweep named 'same' with other settings"):
+        sw.queue(store, spec(name="same", seeds="1-3"), "inline", ["grpo-lab", "sweep"])
+    again = sw.queue(store, spec(name="same"), "inline", ["grpo-lab", "sweep"])
+    assert not again.new and len(again.to_run) == 4  # still queued: picked up, not duplicated
+    assert len(store.sweep_runs(again.sweep.id)) == 4
