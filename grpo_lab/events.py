@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .evaluation import EvalResult
     from .models import ResolvedModel
+    from .tasks import Problem
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class RunListener:
     def on_eval_progress(self, done: int, total: int) -> None: ...
 
     def on_eval(self, stage: str, result: EvalResult) -> None: ...
+
+    def on_splits(self, splits: dict[str, list[Problem]]) -> None:
+        """The problem sets of the run: train, held_out and each suite by its recorded name."""
 
 
 class Fanout(RunListener):
@@ -78,3 +82,7 @@ class Fanout(RunListener):
     def on_eval(self, stage, result):
         for listener in self.listeners:
             listener.on_eval(stage, result)
+
+    def on_splits(self, splits):
+        for listener in self.listeners:
+            listener.on_splits(splits)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import launch, provenance, tasks, tracking
+from . import criteria, launch, metrics, provenance, tasks, tracking
 from .config import RunConfig
 from .errors import ConfigError, GrpoLabError
 from .evaluation import EvalResult, evaluate
@@ -24,8 +24,7 @@ from .ids import new_run_id
 from .lifecycle import Lifecycle
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
 from .store.db import Run, iso, now
-from .suites import load_suite
-from .summary import summarize
+from .suites import load_suite, suite_name
 from .tracking import WandbRun
 from .training import check_device, device, last_checkpoint, train
 
@@ -97,8 +96,9 @@ def execute(
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path).to(device())  # evaluated before training where it trains
     outcome = RunOutcome(config, resolved, str(output_dir))
-    suites = {name: load_suite(name) for name in config.eval_suites}
+    suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
+    events.on_splits(splits)
 
     def run_evals(stage: str) -> None:
         outcome.results[stage] = {}
@@ -154,6 +154,7 @@ class StoreRecorder(RunListener):
         self.store, self.run_id, self.flush_seconds = store, run_id, flush_seconds
         self.steps: list[tuple[int, dict[str, float]]] = []
         self.results: list[tuple[str, str, str, str, int, int]] = []
+        self.overlaps: dict[str, int] = {}  # suite -> how many training problems it holds
         self._pending_steps: list[tuple[int, dict[str, float]]] = []
         self._pending_samples: list[tuple] = []
         self._last_flush = time.monotonic()
@@ -163,6 +164,14 @@ class StoreRecorder(RunListener):
         self._pending_steps.append((step, metrics))
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+
+    def on_splits(self, splits):
+        train = splits.get("train", [])
+        self.overlaps = {name: tasks.overlap(train, problems) for name, problems in splits.items()
+                         if name not in metrics.OWN_SPLITS}  # fmt: skip
+
+    def metrics(self) -> dict[str, float]:
+        return metrics.compute(self.steps, self.results, self.overlaps)
 
     def on_samples(self, step, samples):
         self._pending_samples += [
@@ -192,6 +201,7 @@ class RecordedRun:
     wandb: WandbRun
     error: str | None = None
     exit_code: int = 0
+    verdict: criteria.Verdict | None = None
 
 
 def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -> Run:
@@ -260,6 +270,7 @@ def record_run(
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     Under a launcher every process calls this; only the main one touches the store, WandB and ``listeners``.
     """
+    conditions = criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything
     check_processes(config, launch.world_size())
     ranks = launch.ranks()
     wb, row, start = None, None, _Start()
@@ -292,10 +303,11 @@ def record_run(
     if start.error:
         raise GrpoLabError(start.error)
     recorder = StoreRecorder(store, start.run_id) if ranks.main else None
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, conditions)
 
 
-def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None):
+def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, conditions,
+            resumed_at=None):  # fmt: skip
     """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
     life = Lifecycle(store, row, ranks, reopen=resumed_at is not None) if ranks.main else Lifecycle(ranks=ranks)
     outcome = None
@@ -304,19 +316,23 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
             on_started(wb, start.output_dir)
         mine = [recorder, *(listeners or [])] if ranks.main else []
         outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
+    verdict = None  # the main process decides it
     with life.finishing():
         if recorder is not None:
             recorder.flush()
-            summary = summarize(recorder.steps, recorder.results)
+            values = recorder.metrics()
+            verdict = criteria.decide(row.criteria, conditions, values, life.status)
             train_seconds = outcome.train_seconds if outcome else None
             if resumed_at is not None and row.train_seconds and train_seconds is not None:
                 train_seconds += row.train_seconds  # the training time of every stretch of the run
-            life.finish(summary=json.dumps(summary), train_seconds=train_seconds)
+            life.finish(metrics=values, train_seconds=train_seconds, verdict=verdict.status,
+                        verdict_detail=verdict.detail)  # fmt: skip
             if resumed_at is not None:
                 store.add_note(row.id, f"resumed from {Path(start.checkpoint).name} (step {resumed_at}) and "
                                f"{life.status}: {life.error or 'ok'}", "comment")  # fmt: skip
-            tracking.finish(wb, {"final_accuracy": summary.get("held_out_acc_after"), **summary}, life.exit_code)
-    return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
+            tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values},
+                            life.exit_code)  # fmt: skip
+    return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
 
 
 RESUMABLE = ("interrupted", "crashed", "failed")
@@ -333,10 +349,11 @@ def resume_run(
     same WandB run: what it recorded after that checkpoint is dropped and recorded again, so the step curve
     has neither duplicates nor gaps. Under a launcher every process calls this; the main one decides."""
     ranks = launch.ranks()
-    wb, row, start, step = None, None, _Start(), None
+    wb, row, start, step, conditions = None, None, _Start(), None, None
     if ranks.main:
         try:
             row, config, checkpoint, step = resumable(store, run_ref)
+            conditions = criteria.parse(row.criteria, config.evaluated_sets())
             check_processes(config, launch.world_size())
             resolved = resolve_model(config.model_name, store)
             check_device(config)
@@ -359,7 +376,7 @@ def resume_run(
         recorder = StoreRecorder(store, row.id)
         recorder.steps = store.steps(row.id)
         recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, conditions, resumed_at=step)
 
 
 def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
@@ -416,7 +433,7 @@ def record_eval(
 ) -> RecordedEval:
     """Evaluate a model on standard suites and record it as an evaluation-only entry, with the same lifecycle
     as a training run: heartbeat while it works, and finished, failed or interrupted at the end."""
-    problems = {name: load_suite(name) for name in suites}  # unknown suites fail before anything is written
+    problems = {suite_name(name): load_suite(name) for name in suites}  # bad suites fail before anything is written
     resolved = resolve_model(model_name, store)
     events = Fanout(listeners)
     set_threads(threads)
@@ -438,5 +455,6 @@ def record_eval(
             recorder.on_eval("after", result)
             events.on_eval("after", result)
     with life.finishing():
-        life.finish(summary=json.dumps(summarize([], recorder.results)))
+        verdict = criteria.decide(None, None, {}, life.status)
+        life.finish(metrics=recorder.metrics(), verdict=verdict.status, verdict_detail=verdict.detail)
     return RecordedEval(run_id, life.status, life.error, life.exit_code)
