@@ -46,7 +46,7 @@ class RunListener:
     def on_eval(self, stage: str, result: EvalResult) -> None: ...
 
     def on_splits(self, splits: dict[str, list[Problem]]) -> None:
-        """The problem sets of the run: train, held_out and each suite by its recorded name."""
+        """The run's problem sets: train, held_out and each suite under its recorded name."""
 
 
 class Fanout(RunListener):

@@ -6,7 +6,7 @@ Every command that records something (``run``, ``eval``, ``resume``) goes throug
     with life:                    # writes the row, beats the heartbeat, turns SIGTERM into an exception
         ...                       # the work; an exception ends the block and is recorded, not raised
     with life.finishing():        # Ctrl-C and SIGTERM are held off until the ending is written
-        life.finish(summary=...)  # finished | failed (with the error) | interrupted (Ctrl-C 130, SIGTERM 143)
+        life.finish(metrics=...)  # finished | failed (with the error) | interrupted (Ctrl-C 130, SIGTERM 143)
 
 A run whose process dies without a word (kill -9, power loss) is marked ``crashed`` by the next command that
 opens the store (``Store.reap``): its pid is gone on this host, or its heartbeat is older than the stale limit.
@@ -100,9 +100,10 @@ class Lifecycle:
     processes that do not record (ranks other than the main one)."""
 
     def __init__(
-        self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None, reopen: bool = False
-    ):
-        self.store, self.row, self.reopen = store, row, reopen
+        self, store=None, row=None, ranks: Ranks | None = None, heartbeat: float | None = None, reopen: bool = False,
+        queued: bool = False,
+    ):  # fmt: skip
+        self.store, self.row, self.reopen, self.queued = store, row, reopen, queued
         self.ranks = ranks or Ranks()
         self.heartbeat_seconds = heartbeat_seconds() if heartbeat is None else heartbeat
         self.status, self.error, self.exit_code = "finished", None, 0
@@ -123,6 +124,8 @@ class Lifecycle:
     def __enter__(self) -> Lifecycle:
         if self.records and self.reopen:  # a resumed run: the same row, running again in this process
             self.store.reopen_run(self.row.id, socket.gethostname(), os.getpid())
+        elif self.records and self.queued:  # a sweep's queued row: claimed, then filled in as it starts
+            self.store.start_queued(self.row)
         elif self.records:
             self.store.create_run(self.row)
         if self.records:
@@ -172,7 +175,7 @@ class Lifecycle:
             self._restore()
 
     def finish(self, **values) -> None:
-        """Write how the command ended (and ``values``, e.g. the summary) to its row."""
+        """Write how the command ended (and ``values``, e.g. its metrics and verdict) to its row."""
         if self.records:
             self.store.finish_run(self.row.id, self.status, self.error, **values)
 

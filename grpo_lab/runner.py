@@ -263,15 +263,17 @@ def record_run(
     wandb_entity: str | None = None,
     listeners: list[RunListener] | None = None,
     on_started: Callable[[WandbRun, str], None] | None = None,
+    queued: Run | None = None,
 ) -> RecordedRun:
     """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
 
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     Under a launcher every process calls this; only the main one touches the store, WandB and ``listeners``.
+    ``queued`` is a sweep's queued row: the run takes its ID (and WandB run ID), sweep and arm.
     """
-    conditions = criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything
     check_processes(config, launch.world_size())
+    criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything is written
     ranks = launch.ranks()
     wb, row, start = None, None, _Start()
     if ranks.main:
@@ -285,14 +287,16 @@ def record_run(
                 "hypothesis": intent.hypothesis,
                 "preset": intent.preset,
             }
-            wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity)
+            wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity,
+                                resume_id=queued.id if queued else None)  # fmt: skip
             output_dir = config.output_dir or str(Path("runs") / wb.id)
+            sweep = {"sweep_id": queued.sweep_id, "arm": queued.arm} if queued else {}
             row = _run_row(
                 wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
                 exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
                 criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
-                wandb_dir=wb.dir,
+                wandb_dir=wb.dir, **sweep,
             )  # fmt: skip
             report_to = ("wandb",) if wb.mode != "disabled" else ()
             start = _Start(wb.id, output_dir, resolved, report_to)
@@ -303,24 +307,26 @@ def record_run(
     if start.error:
         raise GrpoLabError(start.error)
     recorder = StoreRecorder(store, start.run_id) if ranks.main else None
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, conditions)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, queued=queued is not None)
 
 
-def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, conditions,
-            resumed_at=None):  # fmt: skip
+def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None,
+            queued=False):  # fmt: skip
     """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
-    life = Lifecycle(store, row, ranks, reopen=resumed_at is not None) if ranks.main else Lifecycle(ranks=ranks)
+    life = Lifecycle(ranks=ranks)
+    if ranks.main:
+        life = Lifecycle(store, row, ranks, reopen=resumed_at is not None, queued=queued)
     outcome = None
     with life:
         if on_started and ranks.main:
             on_started(wb, start.output_dir)
         mine = [recorder, *(listeners or [])] if ranks.main else []
         outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
-    verdict = None  # the main process decides it
     with life.finishing():
         if recorder is not None:
             recorder.flush()
             values = recorder.metrics()
+            conditions = criteria.parse(row.criteria, config.evaluated_sets())
             verdict = criteria.decide(row.criteria, conditions, values, life.status)
             train_seconds = outcome.train_seconds if outcome else None
             if resumed_at is not None and row.train_seconds and train_seconds is not None:
@@ -330,9 +336,10 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
             if resumed_at is not None:
                 store.add_note(row.id, f"resumed from {Path(start.checkpoint).name} (step {resumed_at}) and "
                                f"{life.status}: {life.error or 'ok'}", "comment")  # fmt: skip
-            tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values},
-                            life.exit_code)  # fmt: skip
-    return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
+            final = {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}
+            tracking.finish(wb, final, life.exit_code)
+            return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
+    return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
 
 
 RESUMABLE = ("interrupted", "crashed", "failed")
@@ -349,11 +356,10 @@ def resume_run(
     same WandB run: what it recorded after that checkpoint is dropped and recorded again, so the step curve
     has neither duplicates nor gaps. Under a launcher every process calls this; the main one decides."""
     ranks = launch.ranks()
-    wb, row, start, step, conditions = None, None, _Start(), None, None
+    wb, row, start, step = None, None, _Start(), None
     if ranks.main:
         try:
             row, config, checkpoint, step = resumable(store, run_ref)
-            conditions = criteria.parse(row.criteria, config.evaluated_sets())
             check_processes(config, launch.world_size())
             resolved = resolve_model(config.model_name, store)
             check_device(config)
@@ -376,7 +382,7 @@ def resume_run(
         recorder = StoreRecorder(store, row.id)
         recorder.steps = store.steps(row.id)
         recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, conditions, resumed_at=step)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step)
 
 
 def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
