@@ -54,6 +54,19 @@ def compare_prompt(a: int, b: int) -> str:
     return f"Is {a} greater than {b}? Answer yes or no: "
 
 
+def task_type_of(prompt: str) -> str:
+    """The task type of a prompt the builders above wrote (arithmetic for any other text).
+
+    Training samples are stored with their prompt but not their task type, and the answer a completion
+    gives depends on it (rewards.extract_answer). tests/test_tasks.py checks this against every builder.
+    """
+    if prompt.startswith("Is ") and prompt.endswith("? Answer yes or no: "):
+        return "comparison"
+    if prompt.startswith("Count the words: ") and prompt.endswith(". Answer: "):
+        return "counting"
+    return "arithmetic"
+
+
 def compute(a: int, op: str, b: int) -> int:
     if op == "+":
         return a + b
