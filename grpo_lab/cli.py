@@ -83,18 +83,25 @@ def _open(db: str | None):
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3, after the full store has upgraded the file or marked crashed runs
-    when either is due (opening SQLAlchemy only then keeps compare fast)."""
+    """compare's row source: plain sqlite3 over the store file (see _ready_sqlite)."""
     from functools import partial
 
     from .store import sqlite_read
 
+    return partial(sqlite_read.table_rows, _ready_sqlite(db, "compare"))
+
+
+def _ready_sqlite(db: str | None, command: str):
+    """The store's SQLite file, after the full store has upgraded it or marked crashed runs when either is due
+    (opening SQLAlchemy only then keeps compare and report fast)."""
+    from .store import sqlite_read
+
     path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
     if path is None:
-        raise GrpoLabError("compare works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
+        raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
     if not path.exists() or not sqlite_read.ready_to_read(path):
         _open(db)
-    return partial(sqlite_read.table_rows, path)
+    return path
 
 
 def _db_url(db: str | None) -> str | None:
@@ -320,6 +327,38 @@ def diff(
     store = _open(db)
     for table in diff_tables(store.find_run(run_a), store.find_run(run_b)):
         console.print(table)
+
+
+@app.command()
+def report(
+    run_ids: list[str] = typer.Argument(None, help="Runs to include (IDs or prefixes) [default: all]."),
+    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and held_out>=0.5' (as compare)."),
+    tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
+    last: int = typer.Option(None, "--last", help="Only the newest N runs."),
+    all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
+    out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
+    screenshot: str = typer.Option(
+        None, "--screenshot", help="Also save a PNG of the page as headless Chromium shows it (needs chromium)."
+    ),
+    db: str = db_option(),
+):
+    """Write one self-contained HTML page of runs: sortable table, overlaid curves, accuracy, samples, intent.
+
+    It works offline, opened from disk. Write it next to the journal (--out journal/report.html) and the
+    journal's entries link to it.
+    """
+    from pathlib import Path
+
+    from .report import Selection, write_report
+
+    path = _ready_sqlite(db, "report")
+    built = write_report(path, Selection(run_ids or None, where, tag, last, all_columns), Path(out))
+    typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
+    if screenshot:
+        from .browser import screenshot as take
+
+        take(Path(out), Path(screenshot))
+        typer.echo(f"wrote {screenshot}")
 
 
 journal_app = typer.Typer(help="Write the research journal from the store.", no_args_is_help=True)
