@@ -57,7 +57,7 @@ def store(isolated):
     for k, (beta, seed, held) in enumerate([(0.1, 1, 0.50), (0.1, 2, 0.56), (0.0, 1, 0.40), (0.0, 2, 0.44)]):
         add(s, f"grid{k:04d}", f"2026-01-0{k + 1}T00:00:00+00:00", beta=beta, seed=seed, held=held, name="grid")
     add(s, "mixed001", "2026-01-05T00:00:00+00:00", dataset="mixed", name="mixed_run", held=0.6)
-    s.record("mixed001", samples=[(99, 0, COMPARISON, " I think yes.", 1.0, 0.7)])
+    s.record("mixed001", samples=[(99, 0, COMPARISON, " I think yes.", 1.0, 0.123456789)])
     add(s, "hostile1", "2026-01-06T00:00:00+00:00", name=HOSTILE_NAME, hypothesis=HOSTILE, completion=HOSTILE)
     s.add_note("hostile1", HOSTILE, "learning")
     add(s, "nanrun01", "2026-01-07T00:00:00+00:00", name="nan_run",
@@ -107,7 +107,7 @@ def test_samples_carry_the_answer_their_task_type_gives(store):
     samples = json.loads(bulk.samples_json(store, ["mixed001"], rp.sample_answers())["mixed001"])
     by_key = {(s[0], s[1]): s for s in samples}
     assert len(samples) == 25
-    assert by_key[(99, 0)][2:5] == [COMPARISON, " I think yes.", "yes"]  # read as a number it would be "I"
+    assert by_key[(99, 0)][2:] == [COMPARISON, " I think yes.", "yes", 1.0, 0.1235]  # as a number it would be "I"
     assert by_key[(3, 1)][2:] == ["Calculate: 3 + 1 = ", "4 7 apples", "4", 0.0, -0.5]
 
 
@@ -218,7 +218,8 @@ def test_the_page_in_headless_chromium(cli, store, isolated, chromium):
 
     # every run is a row
     assert sorted(view.visible_ids()) == sorted(RUN_IDS)
-    assert page.locator("#count").text_content() == f"{len(RUN_IDS)} of {len(RUN_IDS)} runs shown"
+    assert page.locator("#count").text_content() == f"{len(RUN_IDS)} runs"
+    assert view.visible_ids() == RUN_IDS[::-1]  # newest first
     assert page.locator("#runs tr[data-id=hostile1] td a").nth(1).text_content() == HOSTILE_NAME
     assert page.locator("img").count() == 0
 
@@ -317,3 +318,25 @@ def test_a_real_run_in_the_browser(cli, recorded_store, isolated, chromium):
         assert (len(traces) > 0) == (key in logged), key
         assert all(y is None or math.isfinite(y) for t in traces for y in t["y"])
     assert view.page.locator("#detail table.samples tbody tr").count() >= 1
+
+
+def test_a_long_table_shows_a_page_at_a_time(cli, isolated, chromium):
+    s = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    ids = [f"many{k:04d}" for k in range(130)]
+    for k, rid in enumerate(ids):
+        add(s, rid, f"2026-02-01T{k // 60:02d}:{k % 60:02d}:00+00:00", seed=k, steps=2, held=k / 200)
+    assert cli("report").returncode == 0
+    view = Page(chromium, isolated / "report.html")
+    page = view.page
+    assert page.locator("#count").text_content() == "130 runs"
+    assert view.visible_ids() == ids[::-1][:100] and page.locator("#page").text_content() == "rows 1-100"
+    page.locator("#page-next").click()
+    assert view.visible_ids() == ids[::-1][100:] and page.locator("#page").text_content() == "rows 101-130"
+    assert page.locator("#page-next").is_disabled()
+    page.select_option("#page-size", "0")
+    assert view.visible_ids() == ids[::-1] and page.locator("#page-prev").is_hidden()
+    page.select_option("#page-size", "50")
+    page.fill("#filter", "many00")  # many0000 ... many0099
+    assert page.locator("#count").text_content() == "100 of 130 runs match"
+    assert view.visible_ids() == ids[99::-1][:50] and page.locator("#page").text_content() == "rows 1-50"
+    assert view.errors == []

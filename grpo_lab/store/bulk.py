@@ -26,7 +26,8 @@ RUN_COLUMNS = ("id", "kind", "exp_name", "status", "hypothesis", "expected", "cr
                "error", "tags", "model_name", "started_at", "duration_s", "config", "summary")  # fmt: skip
 _IDS = "SELECT value FROM json_each(?)"  # the run IDs, bound as one JSON array whatever their number
 _NOT_STRICT = "(instr(metrics, 'NaN') > 0 OR instr(metrics, 'Infinity') > 0)"
-_FINITE = "IIF(abs({0}) <= 1.7976931348623157e308, {0}, NULL)"  # SQLite would write an infinity as Inf
+# A sample's reward or advantage as the page shows it: 4 decimals, null unless finite (SQLite writes inf as Inf).
+_SAMPLE_NUMBER = "round(IIF(abs({0}) <= 1.7976931348623157e308, {0}, NULL), 4)"
 
 
 def _query(path: Path, sql: str, params: Sequence[Any], functions: Iterable[tuple[str, int, Callable]] = ()):
@@ -119,12 +120,12 @@ def curves_json(path: Path, run_ids: Sequence[str], keys: Sequence[str]) -> dict
 def samples_json(path: Path, run_ids: Sequence[str], answer: Callable[[str, str], str | None]) -> dict[str, str]:
     """Each run's sample completions as JSON text, ``[[step, idx, prompt, completion, answer, reward, advantage],
     ...]`` in no particular order (sort by step and idx); ``answer(prompt, completion)`` gives the answer
-    column (the extracted answer)."""
+    column (the extracted answer); reward and advantage rounded to 4 decimals."""
     rows = _query(
         path,
         "SELECT run_id, json_group_array(json_array(step, idx, prompt, completion, answer(prompt, completion), "
-        f"{_FINITE.format('reward')}, {_FINITE.format('advantage')})) FROM sample WHERE run_id IN ({_IDS}) "
-        "GROUP BY run_id",
+        f"{_SAMPLE_NUMBER.format('reward')}, {_SAMPLE_NUMBER.format('advantage')})) "
+        f"FROM sample WHERE run_id IN ({_IDS}) GROUP BY run_id",
         [json.dumps(run_ids)],
         functions=[("answer", 2, answer)],
     )
