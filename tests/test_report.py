@@ -257,8 +257,18 @@ def test_the_page_in_headless_chromium(cli, store, isolated, chromium):
     assert page.locator("#charts [data-metric=reward] path.js-line").count() == 2 * len(plotted)
     drawn = page.locator("#charts [data-metric=reward] path.js-line").first.get_attribute("d")
     assert drawn.startswith("M") and drawn.count("L") == 11  # a vertex per step: the SVG holds the data
+    assert {y for t in view.traces("reward_std") for y in t["y"]} == {0.8}  # smoothing a flat curve keeps it flat
     nan = next(t for t in view.traces("grad_norm") if t["run"] == "nanrun01" and t["raw"])
     assert nan["raw"][2] is None and nan["raw"][3] == 1.5  # NaN is a gap, not an error
+    hover_layer = page.locator("#charts [data-metric=reward] .hoverlayer")  # hover: each run's value at a step
+    for k in range(10):  # a real pointer, moved over the plot until plotly shows its label
+        page.locator("#charts [data-metric=reward] .nsewdrag").first.hover(position={"x": 150 + 17 * k, "y": 90})
+        if hover_layer.text_content():
+            break
+        page.wait_for_timeout(200)
+    hover = page.locator("#charts [data-metric=reward] .hoverlayer").text_content()
+    assert hover.count("(raw ") == len(plotted) and f"{HOSTILE_NAME} (hostile1)" in hover
+    assert page.locator("img").count() == 0 and page.evaluate("window.__pwned") is None
     page.locator("#runs tr[data-id=grid0002] input").uncheck()
     assert {t["run"] for t in view.traces("kl")} == plotted - {"grid0002"} and len(view.traces("kl")) == 12
     assert view.errors == []
