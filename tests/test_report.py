@@ -307,6 +307,15 @@ def test_a_run_its_intent_accuracy_and_samples(cli, store, isolated, chromium):
     assert view.errors == []
 
 
+def test_a_report_of_no_runs(cli, store, isolated, chromium):
+    assert cli("report", "--where", "beta=5").stdout.startswith("wrote report.html: 0 runs")
+    view = Page(chromium, isolated / "report.html")
+    assert view.errors == [] and view.visible_ids() == []
+    assert view.page.locator("#detail").text_content() == "No runs matched."
+    view.page.locator("#runs th").nth(2).press("Enter")  # sorting an empty table, from the keyboard
+    assert view.page.locator("#runs th").nth(2).get_attribute("aria-sort") == "ascending" and view.errors == []
+
+
 def test_screenshot_helper(cli, store, isolated, chromium):
     proc = cli("report", "--out", "r/report.html", "--screenshot", "r/report.png")
     assert proc.returncode == 0, proc.stderr
