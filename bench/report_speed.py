@@ -31,7 +31,7 @@ TRL_KEYS = ("loss", "grad_norm", "learning_rate", "num_tokens", "completions/mea
 
 
 def synthetic_runs(n: int, steps: int = 100, per_step: int = 4):
-    from grpo_lab.summary import summarize
+    from grpo_lab.metrics import compute
     from grpo_lab.tasks import arithmetic_problem, comparison_problem
 
     rng = random.Random(0)
@@ -73,7 +73,7 @@ def synthetic_runs(n: int, steps: int = 100, per_step: int = 4):
                     results.append((stage, split, "operation", group, int(acc * 50), 50))
                 for group in ("very_easy", "easy", "medium", "hard", "very_hard"):
                     results.append((stage, split, "difficulty", group, int(acc * 40), 40))
-        yield f"b{i:07d}", config, curve, samples, results, summarize(curve, results)
+        yield f"b{i:07d}", config, curve, samples, results, compute(curve, results, {"arith-v1": 0})
 
 
 def build_store(db: Path, n: int) -> None:
@@ -81,14 +81,15 @@ def build_store(db: Path, n: int) -> None:
 
     store = Store(f"sqlite:///{db}")
     started = time.time()
-    for k, (run_id, config, curve, samples, results, summary) in enumerate(synthetic_runs(n)):
-        store.create_run(Run(id=run_id, exp_name=config["exp_name"], status="finished", host="bench",
+    for k, (run_id, config, curve, samples, results, values) in enumerate(synthetic_runs(n)):
+        store.create_run(Run(id=run_id, exp_name=config["exp_name"], status="running", host="bench",
                              started_at=f"2026-01-01T{k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d}+00:00",
                              model_name="tiny-arith", tags=json.dumps(config["tags"]), config=json.dumps(config),
                              hypothesis=f"run {k}: lr {config['learning_rate']} beats the baseline on arith-v1",
-                             command="grpo-lab run --preset cpu-quick", resolved_command="grpo-lab run ...",
-                             summary=json.dumps(summary), duration_s=60.0))  # fmt: skip
+                             command="grpo-lab run --preset cpu-quick",
+                             resolved_command="grpo-lab run ..."))  # fmt: skip
         store.record(run_id, steps=curve, samples=samples, results=results)
+        store.finish_run(run_id, "finished", metrics=values, duration_s=60.0, verdict="unchecked")
         store.add_note(run_id, "benchmark note", "learning")
         if k % 200 == 199:
             print(f"  {k + 1} runs ({time.time() - started:.0f} s)", flush=True)

@@ -83,12 +83,15 @@ def _open(db: str | None):
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3 over the store file (see _ready_sqlite)."""
+    """compare's row source: plain sqlite3 over the store file (see _ready_sqlite), and whether it holds a metric."""
     from functools import partial
 
     from .store import sqlite_read
 
-    return partial(sqlite_read.table_rows, _ready_sqlite(db, "compare"))
+    path = _ready_sqlite(db, "compare")
+    fetch = partial(sqlite_read.table_rows, path)
+    fetch.has_metric = partial(sqlite_read.has_metric, path)
+    return fetch
 
 
 def _ready_sqlite(db: str | None, command: str):
@@ -115,7 +118,13 @@ def _db_url(db: str | None) -> str | None:
 def run(
     hypothesis: str = typer.Option(None, "--hypothesis", help="What this run tests.", rich_help_panel="Journal"),
     expected: str = typer.Option(None, "--expected", help="The outcome you expect.", rich_help_panel="Journal"),
-    criteria: str = typer.Option(None, "--criteria", help="What counts as success.", rich_help_panel="Journal"),
+    criteria: str = typer.Option(
+        None,
+        "--criteria",
+        help="What counts as success, checked when the run ends: conditions on its metrics, e.g. "
+        "'arith-v1 >= 0.42 and kl_last < 1' or 'arith-v1_gain > 0' (free text is kept, unchecked).",
+        rich_help_panel="Journal",
+    ),
     preset: str = typer.Option(None, "--preset", help="A named bundle of flags (`grpo-lab presets`); flags win."),
     dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print the configuration and plan, then exit."),
     db: str = db_option(),
@@ -130,10 +139,12 @@ def run(
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
+    from .criteria import parse as parse_criteria
     from .display import config_table, console, esc, plan_table, print_warnings
     from .tracking import choose_mode
 
     config = resolve_config(preset, options)
+    parse_criteria(criteria, config.evaluated_sets())  # a malformed criterion fails here, before anything loads
     mode = choose_mode(wandb)
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
@@ -144,7 +155,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, generalization_gap, results_table
+    from .display import LiveView, generalization_gap, results_table, verdict_text
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -163,9 +174,11 @@ def run(
     results = store.results(recorded.run_id)
     if results:  # what the store holds, as `grpo-lab show` prints it
         console.print(results_table(results))
-        gap = generalization_gap(store.find_run(recorded.run_id).summary)
+        gap = generalization_gap(store.find_run(recorded.run_id).metrics)
         if gap:
             console.print(gap)
+    if recorded.verdict is not None:
+        console.print(f"verdict: {verdict_text(store.find_run(recorded.run_id).run)}", soft_wrap=True)
     if recorded.wandb.sync_command:
         console.print(f"wandb is offline; to upload: {esc(recorded.wandb.sync_command)}", soft_wrap=True)
     if recorded.status == "finished":
@@ -213,7 +226,9 @@ def eval_command(
     model_name: str = typer.Option(
         ..., "--model_name", "--model-name", help="Built-in name, local path, hub id, or run:RUN_ID (a run's model)."
     ),
-    suite: list[str] = typer.Option(None, "--suite", help="Suite to evaluate on, repeatable [default: arith-v1]."),
+    suite: list[str] = typer.Option(
+        None, "--suite", help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable [default: arith-v1]."
+    ),
     batch_size: int = typer.Option(256, "--batch_size", "--batch-size", help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(16, "--max_new_tokens", "--max-new-tokens", help="Most tokens per answer."),
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads [default: half the cores]."),
@@ -230,8 +245,11 @@ def eval_command(
     quiet_libraries()
     view = LiveView()
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
+    from .suites import is_user_suite
+
+    suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
     try:
-        run_id = record_eval(model_name, list(suite or ["arith-v1"]), store, ["grpo-lab", *sys.argv[1:]], batch_size,
+        run_id = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size,
                              max_new_tokens, threads, hypothesis, [view])  # fmt: skip
     finally:
         view.close()
@@ -287,7 +305,7 @@ def presets():
 @app.command(name="compare")
 def compare_command(
     run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) [default: all]."),
-    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and held_out>=0.5'."),
+    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4'."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs."),
     sort: str = typer.Option(None, "--sort", help="Sort by a column; -COL sorts descending."),
@@ -296,23 +314,43 @@ def compare_command(
     group_by_seed: bool = typer.Option(
         False, "--group-by-seed", "--group_by_seed", help="Collapse runs that differ only in seed: mean ± sd, n."
     ),
+    baseline: str = typer.Option(
+        None,
+        "--baseline",
+        help="With --group-by-seed: compare every group with this one (a run name or ID), "
+        "paired by seed: differences, 95% t interval, exact sign-flip p, Holm-adjusted p.",
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
+    ),
     fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
     db: str = db_option(),
 ):
-    """One row per run: the config columns that differ, results, and diagnostics."""
+    """One row per run: the config columns that differ, results, verdict and diagnostics."""
     from . import compare as cmp
 
     fmt = fmt or ("table" if sys.stdout.isatty() else "md")
     if fmt not in cmp.FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
-    table = cmp.compare(_fetcher(db), run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
-    if fmt == "table":
-        from .display import console
+    if (baseline or metric) and not group_by_seed:
+        raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
+    if metric and not baseline:
+        raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
+    fetch = _fetcher(db)
+    table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
+    tables = [table]
+    if baseline:
+        rows = cmp.fetch_rows(fetch, run_ids, where, tag, last)
+        paired = cmp.paired_table(rows, baseline, metric)
+        tables = [table, paired] if fmt in ("table", "md") else [paired]
+    for t in tables:
+        if fmt == "table":
+            from .display import console
 
-        console.print(cmp.to_rich(table))
-    else:
-        writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
-        sys.stdout.write(writer(table))
+            console.print(cmp.to_rich(t))
+        else:
+            writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
+            sys.stdout.write(writer(t) + ("\n" if len(tables) > 1 and t is table else ""))
 
 
 @app.command()
@@ -332,10 +370,16 @@ def diff(
 @app.command()
 def report(
     run_ids: list[str] = typer.Argument(None, help="Runs to include (IDs or prefixes) [default: all]."),
-    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and held_out>=0.5' (as compare)."),
+    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4' (as compare)."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs."),
     all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="Also pair every seed group with this one (a run name or ID), as compare --baseline."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
+    ),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     screenshot: str = typer.Option(
         None, "--screenshot", help="Also save a PNG of the page as headless Chromium shows it (needs chromium)."
@@ -351,8 +395,10 @@ def report(
 
     from .report import Selection, write_report
 
+    if metric and not baseline:
+        raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
     path = _ready_sqlite(db, "report")
-    built = write_report(path, Selection(run_ids or None, where, tag, last, all_columns), Path(out))
+    built = write_report(path, Selection(run_ids or None, where, tag, last, all_columns, baseline, metric), Path(out))
     typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take

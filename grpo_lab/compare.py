@@ -1,8 +1,9 @@
-"""Compare runs: one row per run, the configuration columns that differ, results, diagnostics.
+"""Compare runs: one row per run, the configuration columns that differ, metrics, verdict, diagnostics;
+grouped by seed, and paired against a baseline group seed by seed.
 
-``--where`` is parsed here into (field, operator, value) conditions and handed to the store, which
-binds every value as an SQL parameter; field names are checked against the known ones first.
-Nothing here imports torch, transformers or trl.
+``--where`` is parsed (filters.py) into conditions that the store binds as SQL parameters; field names
+are checked first. Metric columns carry metrics.py's names, so a column, a ``--where`` field and a
+``--criteria`` field are the same word. Nothing here imports torch, transformers or trl.
 """
 
 from __future__ import annotations
@@ -10,103 +11,76 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import re
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import filters, metrics, stats
 from .config import config_fields
-from .diagnostics import SUMMARY_KEYS as DIAGNOSTIC_KEYS
 from .diagnostics import diagnose
 from .errors import GrpoLabError
+from .suites import SUITES
 
 RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": "status", "kind": "kind",
-              "model": "model_name", "started": "started_at", "duration": "duration_s"}  # fmt: skip
-# compare's result names -> summary keys. "final_reward", because "reward" is the config's reward type.
-RESULT_FIELDS = {
-    "final_reward": "reward",
-    "train_acc": "train_acc",
-    "held_out": "held_out",
-    "held_out_before": "held_out_before",
-    "zero_std": "zero_std",
-    "kl": "kl",
-    "kl_last": "kl_last",
-    "grad_norm": "grad_norm",
-    "steps": "steps",
-}
+              "model": "model_name", "started": "started_at", "duration": "duration_s",
+              "verdict": "verdict"}  # fmt: skip
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
-SUMMARY_KEYS = tuple(dict.fromkeys([*RESULT_FIELDS.values(), *DIAGNOSTIC_KEYS, "suite", "held_out_ops"]))
+HEADLINE = ["final_reward", "zero_std", "kl", "kl_last", "grad_norm", "steps", "train_acc", "train_acc_before",
+            "train_acc_gain", "held_out", "held_out_before", "held_out_gain"]  # fmt: skip
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
 SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 FORMATS = ("table", "md", "csv", "json")
-OPS = ("!=", ">=", "<=", "==", "=", ">", "<")
-_TOKEN = re.compile(r"""\s*(?:(?P<op>!=|>=|<=|==|=|>|<)|(?P<str>'[^']*'|"[^"]*")|(?P<word>[^\s=<>!'"]+))""")
+OLD_MARK = "†"
+OLD_NOTE = (
+    f"{OLD_MARK} recorded before suites were held out of training sets: the run (and the tiny model it may have "
+    "started from) could have trained on suite problems; its SUITE_overlap says how many, where known"
+)
 
 
-@dataclass(frozen=True)
-class Condition:
-    field: str
-    op: str
-    value: Any
+class _Fields:
+    """The fields --where accepts: run columns, config flags, and metric names: the headline ones, those of
+    the built-in suites, and any other the store holds (``has_metric``, a user suite's, say)."""
+
+    def __init__(self, has_metric: Callable[[str], bool] | None = None):
+        self.has_metric = has_metric
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if name in RUN_FIELDS or name in CONFIG_FIELDS or name in HEADLINE:
+            return True
+        if not _is_metric(name):
+            return False
+        parsed = metrics.parse(name)
+        return (parsed is None or parsed.split in metrics.OWN_SPLITS or parsed.split in SUITES
+                or (self.has_metric is not None and self.has_metric(name)))  # fmt: skip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*RUN_FIELDS, *CONFIG_FIELDS, *HEADLINE, "SUITE (e.g. arith-v1)", "SUITE[OP]", "SUITE_gain"])
+
+
+def _is_metric(name: str) -> bool:
+    if name in metrics.CURVE or name in metrics.CURVE_EXTRA:
+        return True
+    parsed = metrics.parse(name)
+    return parsed is not None and name not in CONFIG_FIELDS and name not in RUN_FIELDS
 
 
 def valid_fields() -> list[str]:
-    return [*RUN_FIELDS, *CONFIG_FIELDS, *RESULT_FIELDS]
+    return list(_Fields())
 
 
-def _tokens(expr: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    expr = expr.rstrip()
-    while pos < len(expr):
-        m = _TOKEN.match(expr, pos)
-        if not m or m.end() == pos:
-            raise GrpoLabError(f"--where: cannot read {expr[pos:]!r}; write conditions like beta=0.1 and held_out>=0.5")
-        kind = m.lastgroup
-        out.append((kind, m.group(kind)))
-        pos = m.end()
-    return out
+def parse_where(expr: str | None, has_metric: Callable[[str], bool] | None = None) -> list[filters.Condition]:
+    return filters.parse(expr, _Fields(has_metric), "--where")
 
 
-def _value(kind: str, text: str) -> Any:
-    if kind == "str":
-        return text[1:-1]
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
-
-
-def parse_where(expr: str | None) -> list[Condition]:
-    """``field op value [and field op value ...]`` with op one of = == != > >= < <=."""
-    if not expr or not expr.strip():
-        return []
-    tokens = _tokens(expr)
-    conditions = []
-    i = 0
-    while True:
-        if i + 3 > len(tokens) or tokens[i][0] != "word" or tokens[i + 1][0] != "op" or tokens[i + 2][0] == "op":
-            got = " ".join(t for _, t in tokens[i : i + 3]) or "nothing"
-            raise GrpoLabError(f"--where: expected FIELD OP VALUE (OP one of {' '.join(OPS)}), got {got!r}")
-        field, op, (kind, raw) = tokens[i][1], tokens[i + 1][1], tokens[i + 2]
-        if field not in valid_fields():
-            raise GrpoLabError(f"--where: unknown field {field!r}; valid fields: {', '.join(valid_fields())}")
-        conditions.append(Condition(field, "=" if op == "==" else op, _value(kind, raw)))
-        i += 3
-        if i == len(tokens):
-            return conditions
-        if tokens[i] != ("word", "and"):
-            raise GrpoLabError(f"--where: expected 'and' between conditions, got {tokens[i][1]!r}")
-        i += 1
-
-
-def _store_condition(c: Condition) -> tuple[str, str, str, Any]:
+def _store_condition(c: filters.Condition) -> tuple[str, str, str, Any]:
     if c.field in RUN_FIELDS:
         return ("run", RUN_FIELDS[c.field], c.op, c.value)
     if c.field in CONFIG_FIELDS:
         return ("config", c.field, c.op, c.value)
-    return ("summary", RESULT_FIELDS[c.field], c.op, c.value)
+    return ("metric", c.field, c.op, c.value)
 
 
 # --- rows and columns -------------------------------------------------------------------------------------------
@@ -117,22 +91,28 @@ class Table:
     columns: list[str]
     rows: list[dict[str, Any]]  # raw values: floats for accuracies (0-1), strings, ints
     percent: set[str]  # columns shown as percentages
+    title: str = ""
+    notes: list[str] = field(default_factory=list)  # printed under the table in every human format
+    marked: set[str] = field(default_factory=set)  # columns whose cells get OLD_MARK on pre-m004 runs
 
 
 def _seed_key(row: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in row["config"].items() if k not in SEED_INDEPENDENT}, sort_keys=True)
 
 
-def _operation_columns(rows: list[dict[str, Any]]) -> list[str]:
-    ops = set()
-    for row in rows:
-        ops.update(_ops(row["summary"]))
-    return [f"held_out[{op}]" for op in sorted(ops)]
+def _suites(rows: list[dict[str, Any]]) -> list[str]:
+    """The suites any row was evaluated on, built-in ones first, then by name."""
+    found = {s for row in rows for s in metrics.suites_of(row["metrics"])}
+    return [s for s in SUITES if s in found] + sorted(found - set(SUITES))
 
 
-def _ops(summary: dict[str, Any]) -> dict[str, float]:
-    ops = summary.get("held_out_ops")
-    return json.loads(ops) if isinstance(ops, str) else ops or {}
+def _is_accuracy(name: str, suites: list[str]) -> bool:
+    parsed = metrics.parse(name)
+    return (
+        parsed is not None
+        and parsed.suffix != "overlap"
+        and (parsed.split in metrics.OWN_SPLITS or parsed.split in suites)
+    )
 
 
 def _varying(rows: list[dict[str, Any]]) -> list[str]:
@@ -151,34 +131,40 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
-    op_cols = _operation_columns(rows)
-    result_cols = ["final_reward", "train_acc", "held_out", *op_cols, "zero_std", "duration"]
+    suites = _suites(rows)
+    suite_cols = []
+    for i, suite in enumerate(suites):
+        suite_cols.append(metrics.acc(suite))
+        if all_columns or i == 0:  # per-operation columns of the first suite; of all with --all-columns
+            groups = sorted({g for row in rows for g in metrics.groups_of(row["metrics"], suite)})
+            suite_cols += [metrics.acc(suite, g) for g in groups]
+    extra = [metrics.overlap(s) for s in suites] + ["held_out_before", "train_acc_before"] if all_columns else []
+    result_cols = ["final_reward", "train_acc", "held_out", *suite_cols, "zero_std", *extra, "duration"]
     flat = []
     for row in rows:
-        s = row["summary"]
-        suite = s.get("suite")
+        m = row["metrics"]
         out = {"id": row["id"], "name": row["exp_name"], "status": row["status"], "started": row["started_at"][:16]}
         out.update({c: row["config"].get(c) for c in config_cols})
-        out.update({"final_reward": s.get("reward"), "train_acc": s.get("train_acc"), "held_out": s.get("held_out"),
-                    "zero_std": s.get("zero_std"), "duration": row["duration_s"], "suite": suite})  # fmt: skip
-        ops = _ops(s)
-        for col in op_cols:
-            out[col] = ops.get(col[9:-1])
-        out["diagnostics"] = " ".join(f.code for f in diagnose(row["config"], s))
+        out.update({c: m.get(c) for c in result_cols})
+        out["duration"] = row["duration_s"]
+        out["verdict"] = row.get("verdict")
+        out["suites_disjoint"] = bool(row.get("suites_disjoint", True))
+        out["diagnostics"] = " ".join(f.code for f in diagnose(row["config"], m))
         flat.append(out)
-    columns = ["id", "name", "status", "started", *config_cols, *result_cols, "diagnostics"]
-    percent = {"train_acc", "held_out", *op_cols}
+    columns = ["id", "name", "status", "started", *config_cols, *result_cols, "verdict", "diagnostics"]
+    percent = {c for c in result_cols if _is_accuracy(c, suites)}
+    marked = {c for c in result_cols if (p := metrics.parse(c)) is not None and p.split in suites}
+    table = Table(columns, flat, percent, marked=marked)
     if group_by_seed:
-        flat, columns = _group_by_seed(rows, flat, columns, result_cols)
-    return Table(columns, flat, percent)
+        table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
+    if any(not r["suites_disjoint"] for r in table.rows) and suites:
+        table.notes.append(OLD_NOTE)
+    return table
 
 
 def _group_by_seed(rows, flat, columns, result_cols):
-    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for raw, row in zip(rows, flat, strict=True):
-        groups.setdefault(_seed_key(raw), []).append((raw, row))
     out = []
-    for pairs in groups.values():
+    for pairs in _groups(rows, flat).values():
         members = [row for _, row in pairs]
         merged = {c: members[0].get(c) for c in columns if c not in result_cols}
         merged["id"] = ",".join(m["id"] for m in members)
@@ -188,6 +174,9 @@ def _group_by_seed(rows, flat, columns, result_cols):
             values = [m[col] for m in members if isinstance(m.get(col), int | float)]
             merged[col] = statistics.fmean(values) if values else None
             merged[f"{col}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+        verdicts = [m["verdict"] or "unchecked" for m in members]
+        merged["verdict"] = " ".join(f"{v}×{verdicts.count(v)}" for v in sorted(set(verdicts)))
+        merged["suites_disjoint"] = all(m["suites_disjoint"] for m in members)
         merged["diagnostics"] = " ".join(sorted({d for m in members for d in (m["diagnostics"] or "").split()}))
         out.append(merged)
     columns = [c for c in columns if c not in ("status", "started")]
@@ -195,24 +184,116 @@ def _group_by_seed(rows, flat, columns, result_cols):
     return out, columns
 
 
+def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Runs that differ only in seed, in order of first appearance: (raw row, flat row) pairs."""
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for raw, row in zip(rows, flat or rows, strict=True):
+        groups.setdefault(_seed_key(raw), []).append((raw, row))
+    return groups
+
+
+# --- paired comparison against a baseline group ---------------------------------------------------------------------
+
+
+def paired_table(rows: list[dict[str, Any]], baseline: str, metric: str | None = None) -> Table:
+    """For every seed group other than ``baseline`` (a run name, or a run ID or prefix in that group): the
+    per-seed differences in ``metric`` from the baseline on the seeds both have, their mean ± sd, a 95% t
+    interval, the exact two-sided sign-flip p-value, n pairs, and Holm-adjusted p across the groups shown."""
+    groups = list(_groups(rows).values())
+    if not groups:
+        raise GrpoLabError("--baseline: no runs to compare")
+    base = _find_baseline(groups, baseline)
+    if metric is None:
+        metric = next(iter(_suites(rows)), "held_out")
+    known = {name for raw in rows for name in raw["metrics"]}
+    if metric not in known:
+        raise GrpoLabError(f"--metric {metric!r}: no run here has it; use a result column such as held_out or arith-v1")
+    is_acc = _is_accuracy(metric, _suites(rows))
+    base_name = base[0][0]["exp_name"]
+
+    def by_seed(group) -> dict[Any, float | None]:
+        return {raw["config"].get("seed"): raw["metrics"].get(metric) for raw, _ in group}
+
+    base_values = by_seed(base)
+    out = []
+    for group in groups:
+        if group is base:
+            continue
+        values = by_seed(group)
+        seeds = [s for s in values if s in base_values and values[s] is not None and base_values[s] is not None]
+        diffs = [values[s] - base_values[s] for s in seeds]
+        unpaired = sorted({*values, *base_values} - set(seeds), key=str)
+        row = {"name": group[0][0]["exp_name"], "id": ",".join(raw["id"] for raw, _ in group), "n": len(seeds),
+               "seeds": ",".join(map(str, seeds)), "unpaired": ",".join(map(str, unpaired)) or None,
+               "baseline": statistics.fmean(base_values[s] for s in seeds) if seeds else None,
+               "value": statistics.fmean(values[s] for s in seeds) if seeds else None}  # fmt: skip
+        if seeds:
+            result = stats.paired(diffs)
+            row.update(diff=result.mean, diff_sd=result.sd, ci_low=result.ci_low, ci_high=result.ci_high,
+                       p=result.p, min_p=result.min_p, per_seed=diffs,
+                       note=_note(result))  # fmt: skip
+        else:
+            row.update(diff=None, diff_sd=None, ci_low=None, ci_high=None, p=None, min_p=None, per_seed=[],
+                       note="no seeds in common with the baseline")  # fmt: skip
+        out.append(row)
+    tested = [r for r in out if r["p"] is not None]
+    for r, adjusted in zip(tested, stats.holm([r["p"] for r in tested]), strict=True):
+        r["p_holm"] = adjusted
+    columns = ["name", "id", "n", "seeds", "baseline", "value", "diff", "ci95", "p", "p_holm", "note", "unpaired"]
+    percent = {"baseline", "value", "diff", "ci95"} if is_acc else set()
+    title = (
+        f"Paired by seed: {metric} minus baseline {base_name} (95% interval: t; p: exact two-sided sign-flip "
+        f"permutation test; p_holm: Holm-adjusted over the {len(tested)} groups)"
+    )
+    return Table(columns, out, percent, title=title)
+
+
+def _note(result: stats.Paired) -> str:
+    kind = "" if result.exact else " (p sampled from 200,000 sign patterns)"
+    if result.too_small:
+        return f"n={result.n} too small: p cannot go below {result.min_p:.3g}{kind}"
+    return f"smallest possible p {result.min_p:.2g}{kind}"
+
+
+def _find_baseline(groups, key: str):
+    by_name = [g for g in groups if any(raw["exp_name"] == key for raw, _ in g)]
+    by_id = [g for g in groups if any(raw["id"].startswith(key) for raw, _ in g)]
+    found = by_name or by_id
+    if not found:
+        names = ", ".join(sorted({g[0][0]["exp_name"] for g in groups}))
+        raise GrpoLabError(f"--baseline {key!r} names no run or group here; groups: {names}")
+    if len(found) > 1:
+        raise GrpoLabError(f"--baseline {key!r} matches {len(found)} seed groups; give a run ID from one of them")
+    return found[0]
+
+
 def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, all_columns=False,
             group_by_seed=False) -> Table:  # fmt: skip
-    """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments)."""
-    conditions = [_store_condition(c) for c in parse_where(where)]
-    field = sort.lstrip("-") if sort else None
-    field = "exp_name" if field == "name" else field
-    in_sql = bool(limit and field and not last and not group_by_seed and field in valid_fields())
-    order = None
-    if in_sql:  # top-N in SQL: only N rows are decoded and tabled
-        source, key, _, _ = _store_condition(Condition(field, "=", None))
-        order = (source, key, sort.startswith("-"))
-    rows = fetch(conditions, ids or None, tag, last, SUMMARY_KEYS, order, limit if in_sql else None)
+    """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
+    on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
+    rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed)
     table = build_table(rows, all_columns, group_by_seed)
-    if sort and not in_sql:
+    if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
     if limit:
         table.rows = table.rows[:limit]
     return table
+
+
+def _sorts_in_sql(sort, limit, last, group_by_seed) -> bool:
+    field_ = sort.lstrip("-") if sort else None
+    return bool(limit and field_ and not last and not group_by_seed and field_ in _Fields(lambda _: True))
+
+
+def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False):
+    conditions = [_store_condition(c) for c in parse_where(where, getattr(fetch, "has_metric", None))]
+    order = None
+    in_sql = _sorts_in_sql(sort, limit, last, group_by_seed)
+    if in_sql:  # top-N in SQL: only N rows are decoded and tabled
+        field_ = sort.lstrip("-")
+        source, key, _, _ = _store_condition(filters.Condition("exp_name" if field_ == "name" else field_, "=", None))
+        order = (source, key, sort.startswith("-"))
+    return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None)
 
 
 def sort_rows(table: Table, sort: str) -> list[dict[str, Any]]:
@@ -231,34 +312,52 @@ def sort_rows(table: Table, sort: str) -> list[dict[str, Any]]:
 
 def cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row.get(col)
+    if col == "ci95":
+        return _interval(table, row)
     if value is None:
         return "-"
     if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
         first, *rest = value.split(",")
         return f"{first} +{len(rest)}"
     sd = row.get(f"{col}_sd")
+    mark = OLD_MARK if col in table.marked and not row.get("suites_disjoint", True) else ""
+    if col in ("p", "p_holm", "min_p") and isinstance(value, float):
+        return f"{value:.3g}"
     if col in table.percent and isinstance(value, int | float):
-        return f"{100 * value:.1f}%" + (f" ± {100 * sd:.1f}" if sd is not None else "")
+        if col == "diff":  # a difference of two accuracies, in percentage points
+            return f"{100 * value:+.1f} pt" + (f" ± {100 * sd:.1f}" if sd is not None else "")
+        return f"{100 * value:.1f}%" + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
     if isinstance(value, float):
         if col == "duration":
             return f"{value:.0f}s"
-        return f"{value:.3g}" + (f" ± {sd:.2g}" if sd is not None else "")
+        return f"{value:.3g}" + (f" ± {sd:.2g}" if sd is not None else "") + mark
     if isinstance(value, list):
         return ",".join(map(str, value))
-    return str(value)
+    return str(value) + mark
+
+
+def _interval(table: Table, row: dict[str, Any]) -> str:
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if low is None or high is None:
+        return "-"
+    if "ci95" in table.percent:
+        return f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"[{low:+.3g}, {high:+.3g}]"
 
 
 def _formatter(table: Table, col: str):
-    """A fast formatter for one column of an ungrouped table (grouped tables also show ± sd: use cell)."""
+    """A fast formatter for one column of an ungrouped run table (grouped and paired tables use cell)."""
     percent = col in table.percent
+    marked = col in table.marked
 
-    def fmt(value: Any) -> str:
+    def fmt(value: Any, row: dict[str, Any]) -> str:
         if value is None:
             return "-"
+        mark = OLD_MARK if marked and not row["suites_disjoint"] else ""
         if percent and isinstance(value, int | float):
-            return f"{100 * value:.1f}%"
+            return f"{100 * value:.1f}%{mark}"
         if isinstance(value, float):
-            return f"{value:.0f}s" if col == "duration" else f"{value:.3g}"
+            return f"{value:.0f}s" if col == "duration" else f"{value:.3g}{mark}"
         if isinstance(value, list):
             return ",".join(map(str, value))
         return str(value).replace("|", "/")
@@ -267,25 +366,34 @@ def _formatter(table: Table, col: str):
 
 
 def to_markdown(table: Table) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join(" --- " for _ in table.columns) + "|"]
-    grouped = "n" in table.columns
-    if grouped:
+    lines = [f"**{table.title}**\n"] if table.title else []
+    lines += ["| " + " | ".join(table.columns) + " |", "|" + "|".join(" --- " for _ in table.columns) + "|"]
+    if "n" in table.columns:  # grouped or paired
         for row in table.rows:
             lines.append("| " + " | ".join(cell(table, row, c).replace("|", "/") for c in table.columns) + " |")
     else:
         formatters = [(c, _formatter(table, c)) for c in table.columns]
         for row in table.rows:
-            lines.append("| " + " | ".join([f(row.get(c)) for c, f in formatters]) + " |")
+            lines.append("| " + " | ".join([f(row.get(c), row) for c, f in formatters]) + " |")
+    lines += ["", *table.notes] if table.notes else []
     return "\n".join(lines) + "\n"
 
 
 def _raw_columns(table: Table) -> list[str]:
-    """Columns of the machine formats: every shown column, plus its sd where rows were grouped."""
+    """Columns of the machine formats: every shown column, its sd where rows were grouped, the raw numbers
+    behind a paired row, and whether a run's suites were held out of its training set."""
     cols = []
     for c in table.columns:
+        if c == "ci95":
+            cols += ["ci_low", "ci_high"]
+            continue
         cols.append(c)
         if any(f"{c}_sd" in r for r in table.rows):
             cols.append(f"{c}_sd")
+    if "p" in table.columns:
+        cols += ["min_p", "per_seed"]
+    elif table.marked:
+        cols.append("suites_disjoint")
     return cols
 
 
@@ -294,20 +402,32 @@ def to_csv(table: Table) -> str:
     writer = csv.DictWriter(buf, fieldnames=_raw_columns(table), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table.rows:
-        writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return " ".join(map(repr, v))
+    return v
 
 
 def to_json(table: Table) -> str:
     cols = _raw_columns(table)
-    return json.dumps([{c: row.get(c) for c in cols} for row in table.rows], indent=1) + "\n"
+    return json.dumps([{c: row.get(c) for c in cols} for row in table.rows], indent=1, ensure_ascii=False) + "\n"
 
 
 def to_rich(table: Table):
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    out = RichTable(title=f"{len(table.rows)} runs")
+    caption = "\n".join(escape(n) for n in table.notes) or None
+    out = RichTable(title=escape(table.title) if table.title else f"{len(table.rows)} runs", caption=caption,
+                    caption_justify="left")  # fmt: skip
     for col in table.columns:
         justify = "right" if col in table.percent else "left"
         out.add_column(escape(col), no_wrap=col in ("id", "status"), justify=justify)

@@ -16,7 +16,7 @@ from typing import Any
 from . import tasks
 from .errors import ConfigError
 from .rewards import REWARDS
-from .suites import NONE, SUITES
+from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,9 +78,9 @@ class RunConfig:
     )
     eval_suite: str = _field(
         "arith-v1",
-        "Standard suite evaluated before and after (mixed runs add mixed-v1); none skips it.",
-        (*SUITES, NONE),
-        "Evaluation",
+        "Suite evaluated before and after (mixed runs add mixed-v1): "
+        f"{', '.join(SUITES)}, a .jsonl file of your own (its overlap with training is counted), or none.",
+        group="Evaluation",
     )
     threads: int | None = _field(
         None,
@@ -104,6 +104,14 @@ class RunConfig:
             value = getattr(self, f.name)
             need(not choices or value in choices, f"--{f.name} {value!r} is not one of: {', '.join(choices or ())}")
         self.min_num, self.max_num = tasks.resolve_range(self.dataset_type, self.min_num, self.max_num)
+        if is_user_suite(self.eval_suite):
+            self.eval_suite = os.path.abspath(self.eval_suite)  # the recorded command reruns from anywhere
+            suite_name(self.eval_suite)
+            load_suite(self.eval_suite)  # a bad file fails here, before anything loads
+        need(
+            self.eval_suite in (*SUITES, NONE) or is_user_suite(self.eval_suite),
+            f"--eval_suite {self.eval_suite!r} is not one of: {', '.join((*SUITES, NONE))}, nor a .jsonl file",
+        )
         for name in ("n_samples", "batch_size", "epochs", "max_completion_length", "eval_batch_size"):
             need(getattr(self, name) >= 1, f"--{name} must be at least 1 (got {getattr(self, name)})")
         need(self.eval_samples >= 0, f"--eval_samples must be 0 or more (got {self.eval_samples})")
@@ -138,6 +146,15 @@ class RunConfig:
             return []
         extra = ["mixed-v1"] if self.dataset_type == "mixed" and self.eval_suite != "mixed-v1" else []
         return [self.eval_suite, *extra]
+
+    def evaluated_sets(self) -> dict[str, list[str]]:
+        """Every set this run is evaluated on (train, held_out, each suite by its recorded name) with the
+        operations it holds: what its metrics, and so its --criteria, can name."""
+        ops = tasks.operations(self.dataset_type)
+        sets = {"train": ops, "held_out": ops} if self.eval_samples else {"train": ops}
+        for suite in self.eval_suites:
+            sets[suite_name(suite)] = sorted({p.operation for p in load_suite(suite)})
+        return sets
 
     @property
     def prompts_per_step(self) -> int:

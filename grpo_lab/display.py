@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
 from .runner import RunListener
@@ -48,19 +49,28 @@ def group_order(label: str) -> tuple:
     return (1, dim, *tier_rank(group))
 
 
-def generalization_gap(summary: dict) -> str | None:
-    """The train/held-out gap after training, the seed's overfitting story in one line (from a run's summary)."""
-    train = summary.get("train_acc")
-    suffix = "_acc_after"
-    held = {
-        k[: -len(suffix)]: v
-        for k, v in summary.items()
-        if k.endswith(suffix) and ":" not in k and k != "train" + suffix and v is not None
-    }
+def generalization_gap(values: dict) -> str | None:
+    """The train/held-out gap after training, the seed's overfitting story in one line (from a run's metrics)."""
+    train = values.get("train_acc")
+    sets = ["held_out", *metric_names.suites_of(values)]
+    held = {name: values[name] for name in sets if values.get(name) is not None}
     if train is None or not held:
         return None
     parts = [f"{split} {pct(acc)} ({100 * (train - acc):+.1f} points)" for split, acc in held.items()]
     return f"train {pct(train)} after training; gap to " + ", ".join(parts)
+
+
+OLD_RUN_NOTE = (
+    "recorded before suites were held out of training sets: its suite figures may include problems it (or the "
+    "tiny model it started from) trained on"
+)
+
+
+def verdict_text(run) -> str | None:
+    if not run.verdict:
+        return None
+    colour = {"confirmed": "green", "rejected": "red"}.get(run.verdict, "yellow")
+    return f"[{colour}]{run.verdict}[/]" + (f": {esc(run.verdict_detail)}" if run.verdict_detail else "")
 
 
 class LiveView(RunListener):
@@ -147,25 +157,32 @@ def short_time(iso_time: str | None) -> str:
     return (iso_time or "")[:16].replace("T", " ")
 
 
-def change(summary: dict, key: str) -> str:
-    """ "before -> after" of a canonical summary key (held_out, train_acc)."""
-    before, after = summary.get(f"{key}_before"), summary.get(key)
+def change(values: dict, key: str) -> str:
+    """ "before -> after" of an accuracy metric (held_out, train_acc, arith-v1)."""
+    before, after = values.get(f"{key}_before"), values.get(key)
     if before is None and after is None:
         return "-"
     return f"{pct(before)} -> {pct(after)}"
 
 
 def runs_table(views) -> Table:
+    suites = list(dict.fromkeys(s for v in views for s in metric_names.suites_of(v.metrics)))[:1]
     table = Table(title="Runs, newest first")
-    for col in ("id", "status", "name", "started", "hypothesis", "held-out", "train", "reward"):
-        table.add_column(col, no_wrap=col in ("id", "status"), overflow="fold")
+    columns = ("id", "status", "name", "started", "hypothesis", "held_out", *suites, "train_acc", "final_reward",
+               "verdict")  # fmt: skip
+    for col in columns:
+        table.add_column(esc(col), no_wrap=col in ("id", "status"), overflow="fold")
     for v in views:
-        r, s = v.run, v.summary
-        reward = s.get("reward")
+        r, m = v.run, v.metrics
+        reward = m.get("final_reward")
+        old = "" if r.suites_disjoint else " †"
         table.add_row(
             r.id, status_text(r.status), esc(r.exp_name), short_time(r.started_at), esc((r.hypothesis or "")[:60]),
-            change(s, "held_out"), change(s, "train_acc"), "-" if reward is None else f"{reward:+.3f}",
+            change(m, "held_out"), *(change(m, s) + old for s in suites), change(m, "train_acc"),
+            "-" if reward is None else f"{reward:+.3f}", r.verdict or "-",
         )  # fmt: skip
+    if any(not v.run.suites_disjoint for v in views) and suites:
+        table.caption = f"† {OLD_RUN_NOTE}"
     return table
 
 
@@ -239,8 +256,14 @@ def show_run(store, view, out: Console = console) -> None:
     for key, value in rows:
         if value:
             facts.add_row(f"[bold]{key}[/]", esc(value))
+    if r.verdict:
+        facts.add_row("[bold]verdict[/]", verdict_text(r))
     out.print(facts)
     out.print(results_table(store.results(r.id)))
+    if not r.suites_disjoint and metric_names.suites_of(view.metrics):
+        counts = [f"{s}: {int(view.metrics[metric_names.overlap(s)])} of its training problems"
+                  for s in metric_names.suites_of(view.metrics) if metric_names.overlap(s) in view.metrics]  # fmt: skip
+        out.print(f"[yellow]†[/] {OLD_RUN_NOTE}" + (f" ({'; '.join(counts)})" if counts else "") + ".")
     out.print(curve_table(store.steps(r.id)))
     samples = store.samples(r.id)
     if samples:
@@ -255,7 +278,7 @@ def show_run(store, view, out: Console = console) -> None:
         out.print(f"[bold]{n.kind}[/] ({short_time(n.created_at)}): {esc(n.text)}")
     from .diagnostics import diagnose
 
-    for finding in diagnose(view.config, view.summary):
+    for finding in diagnose(view.config, view.metrics):
         colour = "yellow" if finding.severity == "warning" else "cyan"
         out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
@@ -287,27 +310,29 @@ def diff_tables(a, b) -> list[Table]:
 
     def result(key, v):
         if isinstance(v, float):
-            return pct(v) if "acc" in key or key.startswith("held_out") else f"{v:.4g}"
+            parsed = metric_names.parse(key)
+            return pct(v) if parsed and parsed.suffix != "overlap" else f"{v:.4g}"
         return plain(key, v)
 
     config_keys = list(dict.fromkeys([*a.config, *b.config]))
-    canonical = ["held_out", "held_out_before", "train_acc", "train_acc_before", "reward", "zero_std", "kl",
-                 "kl_last", "grad_norm", "steps"]  # fmt: skip
-    groups = sorted(k for k in {*a.summary, *b.summary} if ":" in k and k.split("_acc_")[0] == a.summary.get("suite"))
+    metric_keys = list(dict.fromkeys([*a.metrics, *b.metrics]))
     run_keys = {
         "status": (a.run.status, b.run.status),
         "model": (a.run.model_name, b.run.model_name),
         "started": (a.run.started_at, b.run.started_at),
         "hypothesis": (a.run.hypothesis, b.run.hypothesis),
+        "criteria": (a.run.criteria, b.run.criteria),
+        "verdict": (a.run.verdict, b.run.verdict),
+        "suites held out": (a.run.suites_disjoint, b.run.suites_disjoint),
     }
     runs = Table(title="Runs")
     for col in ("", a.run.id, b.run.id):
         runs.add_column(col)
     for key, (lv, rv) in run_keys.items():
         runs.add_row(key, plain(key, lv), plain(key, rv))
-    runs.add_row("diagnostics", *(" ".join(f.code for f in diagnose(v.config, v.summary)) or "-" for v in (a, b)))
+    runs.add_row("diagnostics", *(" ".join(f.code for f in diagnose(v.config, v.metrics)) or "-" for v in (a, b)))
     return [
         runs,
         side_by_side("Configuration", a.config, b.config, config_keys, plain),
-        side_by_side("Results", a.summary, b.summary, canonical + groups, result),
+        side_by_side("Results", a.metrics, b.metrics, metric_keys, result),
     ]

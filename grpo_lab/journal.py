@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import metrics as metric_names
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .suites import tier_rank
@@ -106,13 +107,18 @@ def _started(run) -> datetime:
     return datetime.fromisoformat(run.started_at)
 
 
+OLD_RUN_FOOTNOTE = (
+    "recorded before grpo-lab held suite problems out of training sets: the run (and the built-in tiny model "
+    "it may have started from) could have trained on suite problems, so its suite figures are not held-out"
+)
+
+
 def entry_context(store, view, plot: str | None, report: str | None = None) -> dict[str, Any]:
     """Everything a template may use about one run (as the ``run`` variable); ``report``: the report page
     beside the journal, when there is one."""
-    run, summary = view.run, view.summary
+    run, values = view.run, view.metrics
     results = store.results(run.id)
     notes = store.notes(run.id)
-    suite = summary.get("suite")
 
     def counts(split: str, stage: str, dimension: str = "overall", group: str = ""):
         for r in results:
@@ -123,28 +129,46 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
     def accuracy(row) -> float | None:
         return row.correct / row.total if row and row.total else None
 
-    held_out = None
-    if suite and (after := counts(suite, "after")):
-        held_out = {"split": suite, "accuracy": accuracy(after), "correct": after.correct, "total": after.total,
-                    "before": accuracy(counts(suite, "before"))}  # fmt: skip
-    train = None
-    if after := counts("train", "after"):
-        train = {"accuracy": accuracy(after), "before": accuracy(counts("train", "before"))}
-    groups, operations = [], []
-    if suite:
-        dims = [("overall", "")] + sorted(
-            {(r.dimension, r.grp) for r in results if r.split == suite and r.dimension in ("operation", "difficulty")},
+    def evaluated(split: str) -> dict[str, Any] | None:
+        after = counts(split, "after")
+        if after is None:
+            return None
+        return {"split": split, "accuracy": accuracy(after), "correct": after.correct, "total": after.total,
+                "before": accuracy(counts(split, "before"))}  # fmt: skip
+
+    def group_rows(split: str) -> list[dict[str, Any]]:
+        dims = sorted(
+            {(r.dimension, r.grp) for r in results if r.split == split and r.dimension in ("operation", "difficulty")},
             key=lambda dg: (dg[0] != "operation", tier_rank(dg[1])),
         )
-        for dim, grp in dims:
-            label = "overall" if dim == "overall" else f"{dim} {grp}"
-            after_acc = accuracy(counts(suite, "after", dim, grp))
-            groups.append({"label": label, "before": accuracy(counts(suite, "before", dim, grp)), "after": after_acc})
-            if dim == "operation":
-                operations.append({"name": grp, "accuracy": after_acc})
-    if train:
-        groups.append({"label": "train (overall)", "before": train["before"], "after": train["accuracy"]})
+        return [{"label": f"{split} {dim} {grp}", "dimension": dim, "name": grp,
+                 "before": accuracy(counts(split, "before", dim, grp)),
+                 "after": accuracy(counts(split, "after", dim, grp))} for dim, grp in dims]  # fmt: skip
+
+    suites = []
+    for name in metric_names.suites_of(values) or sorted({r.split for r in results} - {"train", "held_out"}):
+        entry = evaluated(name)
+        if entry is None:
+            continue
+        overlap = values.get(metric_names.overlap(name))
+        entry.update(name=name, overlap=None if overlap is None else int(overlap), groups=group_rows(name),
+                     operations=[{"name": g["name"], "accuracy": g["after"]} for g in group_rows(name)
+                                 if g["dimension"] == "operation"])  # fmt: skip
+        suites.append(entry)
+    held_out, train = evaluated("held_out"), evaluated("train")
+    groups = []
+    for name, entry in [("held_out", held_out), ("train", train)] + [(e["name"], e) for e in suites]:
+        if entry is None:
+            continue
+        groups.append({"label": f"{name} overall", "before": entry["before"], "after": entry["accuracy"]})
+        if name not in metric_names.OWN_SPLITS:
+            groups += entry["groups"]
     by_kind = {kind: [n for n in notes if n.kind == kind] for kind in ("result", "learning", "comment")}
+    verdict = None
+    if run.verdict:
+        verdict = {"status": run.verdict, "detail": run.verdict_detail or "",
+                   "sentence": (f"Verdict unchecked ({run.verdict_detail})" if run.verdict == "unchecked"
+                                else f"Hypothesis {run.verdict}: {run.verdict_detail}")}  # fmt: skip
     return {
         "id": run.id,
         "kind": run.kind,
@@ -156,18 +180,20 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
         "hypothesis": run.hypothesis,
         "expected": run.expected,
         "criteria": run.criteria,
+        "verdict": verdict,
         "command": run.command,
         "resolved_command": run.resolved_command,
         "tags": view.tags,
         "config": view.config,
-        "summary": summary,
+        "metrics": values,
         "held_out": held_out,
+        "suites": suites,
+        "suites_disjoint": bool(run.suites_disjoint),
+        "old_run_footnote": None if run.suites_disjoint or not suites else OLD_RUN_FOOTNOTE,
         "train": train,
-        "reward": summary.get("reward"),
-        "operations": operations,
+        "final_reward": values.get("final_reward"),
         "groups": groups,
-        "groups_title": f"{suite} accuracy" if suite else "accuracy",
-        "diagnostics": diagnose(view.config, summary),
+        "diagnostics": diagnose(view.config, values),
         "result_notes": by_kind["result"],
         "learnings": by_kind["learning"],
         "comments": by_kind["comment"],
@@ -281,8 +307,8 @@ def render(
 
 
 def plot_figure(store, view):
-    """Reward and frac_reward_zero_std per step, the KL per step, and accuracy per group before/after on every
-    evaluated suite (the held-out split when no suite was evaluated), side by side, each with a legend."""
+    """Reward and frac_reward_zero_std per step, the KL per step, and accuracy per operation before/after on
+    every evaluated suite (the run's own held-out split when it has none), side by side, each with a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,14 +316,13 @@ def plot_figure(store, view):
 
     steps = store.steps(view.run.id)
     results = store.results(view.run.id)
-    suites = sorted({r.split for r in results if r.split not in ("train", "held_out")})
-    suites = suites or sorted({r.split for r in results if r.split == "held_out"})
-    fig, axes = plt.subplots(1, 2 + max(1, len(suites)), figsize=(3.9 * (2 + max(1, len(suites))), 3.6), dpi=80)
-    curve, kl_ax, acc_axes = axes[0], axes[1], axes[2:]
+    sets = metric_names.suites_of(view.metrics) or ["held_out"]
+    fig, axes = plt.subplots(1, 2 + len(sets), figsize=(3.9 * (2 + len(sets)), 3.6), dpi=80)
+    curve, kl_ax, bar_axes = axes[0], axes[1], axes[2:]
     xs = [s for s, _ in steps]
 
     def series(key):
-        return [m.get(key, float("nan")) if m.get(key) is not None else float("nan") for _, m in steps]
+        return [float("nan") if m.get(key) is None else m[key] for _, m in steps]
 
     if steps:
         lines = curve.plot(xs, series("reward"), label="reward", color="tab:blue")
@@ -320,8 +345,8 @@ def plot_figure(store, view):
         kl_ax.text(0.5, 0.5, "no KL logged", ha="center", va="center")
         kl_ax.set_axis_off()
     kl_ax.set_title("KL")
-    for ax, suite in zip(acc_axes, suites or [None], strict=True):
-        rows = [r for r in results if r.split == suite and r.dimension in ("overall", "operation")]
+    for ax, split in zip(bar_axes, sets, strict=True):
+        rows = [r for r in results if r.split == split and r.dimension in ("overall", "operation")]
         labels = sorted({"overall" if r.dimension == "overall" else r.grp for r in rows},
                         key=lambda g: (g != "overall", g))  # fmt: skip
         for offset, stage, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
@@ -331,7 +356,7 @@ def plot_figure(store, view):
                    label=stage, color=color)  # fmt: skip
         ax.set_xticks(range(len(labels)), labels)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{suite or 'held-out'} accuracy")
+        ax.set_title(f"{split} accuracy")
         ax.legend(loc="upper right", fontsize=8)
     fig.suptitle(f"{view.run.exp_name} ({view.run.id})", fontsize=10)
     fig.tight_layout()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .compare import Table, cell, compare
+from .compare import Table, build_table, cell, fetch_rows, paired_table
 from .diagnostics import diagnose
 from .journal import templates_dir, write_atomic
 from .rewards import extract_answer
@@ -60,6 +60,8 @@ class Selection:
     tag: str | None = None
     last: int | None = None
     all_columns: bool = False
+    baseline: str | None = None  # a run name or ID: every seed group paired against its group (compare's)
+    metric: str | None = None  # what --baseline compares [default: the first suite]
 
     def describe(self) -> str:
         parts = []
@@ -71,6 +73,8 @@ class Selection:
             parts.append(f"tag {self.tag}")
         if self.last:
             parts.append(f"newest {self.last}")
+        if self.baseline:
+            parts.append(f"paired against {self.baseline}")
         return ", ".join(parts) or "every run"
 
 
@@ -96,14 +100,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def table_columns(table: Table) -> list[str]:
-    """compare's columns, with ``verdict`` after ``status`` when rows carry one compare does not show yet."""
-    columns = list(table.columns)
-    if "verdict" not in columns and any(row.get("verdict") is not None for row in table.rows):
-        columns.insert(columns.index("status") + 1 if "status" in columns else len(columns), "verdict")
-    return columns
-
-
 def accuracy_rows(results: list[tuple[str, str, str, str, int, int]]) -> list[list[Any]]:
     """[split, dimension, group, before correct, before total, after correct, after total], suites first."""
     by_key: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = {}
@@ -124,14 +120,14 @@ def accuracy_rows(results: list[tuple[str, str, str, str, int, int]]) -> list[li
 
 
 def run_detail(run: dict[str, Any], row: dict[str, Any], results: list, notes: list) -> dict[str, Any]:
-    """What the page shows about one run beyond its table row."""
+    """What the page shows about one run beyond its table row; ``row`` is compare's raw row (config, metrics)."""
     return {
         "id": run["id"],
         "name": run["exp_name"],
         "kind": run["kind"],
         "status": run["status"],
-        "verdict": row.get("verdict"),
-        "verdict_detail": row.get("verdict_detail"),
+        "verdict": run["verdict"],
+        "verdict_detail": run["verdict_detail"],
         "error": run["error"],
         "hypothesis": run["hypothesis"],
         "expected": run["expected"],
@@ -142,9 +138,22 @@ def run_detail(run: dict[str, Any], row: dict[str, Any], results: list, notes: l
         "model": run["model_name"],
         "started": run["started_at"],
         "duration": _plain(run["duration_s"]),
-        "diagnostics": [[f.code, f.severity, f.message] for f in diagnose(run["config"], run["summary"])],
+        "diagnostics": [[f.code, f.severity, f.message] for f in diagnose(row["config"], row["metrics"])],
         "notes": [list(n) for n in notes],
         "accuracy": accuracy_rows(results),
+    }
+
+
+def table_data(table: Table) -> dict[str, Any]:
+    """A compare table as the page shows it: each cell as compare formats it, and raw values to sort by."""
+    return {
+        "title": table.title,
+        "columns": table.columns,
+        "rows": [
+            {"cells": [cell(table, row, c) for c in table.columns], "sort": [_plain(row.get(c)) for c in table.columns]}
+            for row in table.rows
+        ],  # fmt: skip
+        "notes": table.notes,
     }
 
 
@@ -168,11 +177,20 @@ class ReportData:
     runs: dict[str, str]  # run ID -> its curve and samples as JSON text, parsed on demand
 
 
+def _fetch(path: Path):
+    """compare's row source over the SQLite store at ``path``, as the compare command builds it."""
+    fetch = partial(sqlite_read.table_rows, path)
+    fetch.has_metric = partial(sqlite_read.has_metric, path)
+    return fetch
+
+
 def collect(path: Path, selection: Selection) -> ReportData:
     """Everything the page shows about the selected runs of the SQLite store at ``path``."""
-    table = compare(partial(sqlite_read.table_rows, path), selection.run_ids, selection.where, selection.tag,
-                    selection.last, all_columns=selection.all_columns)  # fmt: skip
-    ids = [row["id"] for row in table.rows]
+    fetch = _fetch(path)
+    raw = fetch_rows(fetch, selection.run_ids, selection.where, selection.tag, selection.last)
+    table = build_table(raw, selection.all_columns)
+    paired = paired_table(raw, selection.baseline, selection.metric) if selection.baseline else None
+    ids = [row["id"] for row in raw]
     keys = [key for key, _ in CURVES]
     # Curves and samples are the two big reads; SQLite does most of their work without the GIL.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -180,13 +198,11 @@ def collect(path: Path, selection: Selection) -> ReportData:
         samples = pool.submit(bulk.samples_json, path, ids, sample_answers())
         runs, results, notes = bulk.runs(path, ids), bulk.results(path, ids), bulk.notes(path, ids)
         curves, samples = curves.result(), samples.result()
-    columns = table_columns(table)
-    rows, details = [], {}
-    for row in table.rows:
-        rid = row["id"]
-        rows.append({"id": rid, "cells": [cell(table, row, c) for c in columns],
-                     "sort": [_plain(row.get(c)) for c in columns], "steps": rid in curves})  # fmt: skip
-        details[rid] = run_detail(runs[rid], row, results.get(rid, []), notes.get(rid, []))
+    shown = table_data(table)
+    for row, data in zip(raw, shown["rows"], strict=True):
+        data.update(id=row["id"], steps=row["id"] in curves)
+    details = {row["id"]: run_detail(runs[row["id"]], row, results.get(row["id"], []), notes.get(row["id"], []))
+               for row in raw}  # fmt: skip
     blobs = {rid: f'{{"curve":{curves.get(rid, "[]")},"samples":{samples.get(rid, "[]")}}}'
              for rid in ids if rid in curves or rid in samples}  # fmt: skip
     data = {
@@ -194,8 +210,8 @@ def collect(path: Path, selection: Selection) -> ReportData:
         "generated": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "version": __version__,
         "selection": selection.describe(),
-        "columns": columns,
-        "rows": rows,
+        **{k: shown[k] for k in ("columns", "rows", "notes")},
+        "paired": table_data(paired) if paired else None,
         "runs": details,
         "curves": [list(c) for c in CURVES],
     }

@@ -18,15 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import provenance, tasks, tracking
+from . import criteria, metrics, provenance, tasks, tracking
 from .config import RunConfig
 from .errors import GrpoLabError
 from .evaluation import EvalResult, evaluate
 from .ids import new_run_id
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
 from .store.db import HEARTBEAT_SECONDS, Run, iso, now
-from .suites import load_suite
-from .summary import summarize
+from .suites import load_suite, suite_name
 from .tracking import WandbRun
 from .training import TrainingListener, train
 
@@ -41,6 +40,9 @@ class RunListener(TrainingListener):
     def on_eval_progress(self, done: int, total: int) -> None: ...
 
     def on_eval(self, stage: str, result: EvalResult) -> None: ...
+
+    def on_splits(self, splits: dict[str, list[tasks.Problem]]) -> None:
+        """The problem sets of the run: train, held_out and each suite by its recorded name."""
 
 
 class _Fanout(RunListener):
@@ -64,6 +66,9 @@ class _Fanout(RunListener):
 
     def on_eval(self, stage, result):
         self._emit("on_eval", stage, result)
+
+    def on_splits(self, splits):
+        self._emit("on_splits", splits)
 
     def on_train_begin(self, total_steps):
         self._emit("on_train_begin", total_steps)
@@ -132,8 +137,9 @@ def execute(
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path)
     outcome = RunOutcome(config, resolved, str(output_dir))
-    suites = {name: load_suite(name) for name in config.eval_suites}
+    suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
+    events.on_splits(splits)
 
     def run_evals(stage: str) -> None:
         outcome.results[stage] = {}
@@ -186,6 +192,7 @@ class StoreRecorder(RunListener):
         self.store, self.run_id, self.flush_seconds = store, run_id, flush_seconds
         self.steps: list[tuple[int, dict[str, float]]] = []
         self.results: list[tuple[str, str, str, str, int, int]] = []
+        self.overlaps: dict[str, int] = {}  # suite -> how many training problems it holds
         self._pending_steps: list[tuple[int, dict[str, float]]] = []
         self._pending_samples: list[tuple] = []
         self._last_flush = time.monotonic()
@@ -195,6 +202,14 @@ class StoreRecorder(RunListener):
         self._pending_steps.append((step, metrics))
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+
+    def on_splits(self, splits):
+        train = splits.get("train", [])
+        self.overlaps = {name: tasks.overlap(train, problems) for name, problems in splits.items()
+                         if name not in metrics.OWN_SPLITS}  # fmt: skip
+
+    def metrics(self) -> dict[str, float]:
+        return metrics.compute(self.steps, self.results, self.overlaps)
 
     def on_samples(self, step, samples):
         self._pending_samples += [
@@ -250,6 +265,7 @@ class RecordedRun:
     wandb: WandbRun
     error: str | None = None
     exit_code: int = 0
+    verdict: criteria.Verdict | None = None
 
 
 def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -> Run:
@@ -293,6 +309,7 @@ def record_run(
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     """
+    conditions = criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything
     resolved = resolve_model(config.model_name, store)
     started_at = now()
     wb_config = {
@@ -330,11 +347,13 @@ def record_run(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     recorder.flush()
-    summary = summarize(recorder.steps, recorder.results)
+    values = recorder.metrics()
+    verdict = criteria.decide(intent.criteria, conditions, values, status)
     train_seconds = outcome.train_seconds if outcome else None
-    store.finish_run(wb.id, status, error, summary=json.dumps(summary), train_seconds=train_seconds)
-    tracking.finish(wb, {"final_accuracy": summary.get("held_out_acc_after"), **summary}, exit_code)
-    return RecordedRun(wb.id, status, outcome, wb, error, exit_code)
+    store.finish_run(wb.id, status, error, metrics=values, train_seconds=train_seconds, verdict=verdict.status,
+                     verdict_detail=verdict.detail)  # fmt: skip
+    tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}, exit_code)
+    return RecordedRun(wb.id, status, outcome, wb, error, exit_code, verdict)
 
 
 RUN_PREFIX = "run:"
@@ -365,7 +384,7 @@ def record_eval(
     listeners: list[RunListener] | None = None,
 ) -> str:
     """Evaluate a model on standard suites and record it as an evaluation-only entry; returns its run ID."""
-    problems = {name: load_suite(name) for name in suites}  # unknown suites fail before anything is written
+    problems = {suite_name(name): load_suite(name) for name in suites}  # bad suites fail before anything is written
     resolved = resolve_model(model_name, store)
     events = _Fanout(listeners or [])
     set_threads(threads)
@@ -402,7 +421,9 @@ def record_eval(
         status, error = "interrupted", "interrupted by Ctrl-C"
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    store.finish_run(run_id, status, error, summary=json.dumps(summarize([], recorder.results)))
+    verdict = criteria.decide(None, None, {}, status)
+    store.finish_run(run_id, status, error, metrics=recorder.metrics(), verdict=verdict.status,
+                     verdict_detail=verdict.detail)  # fmt: skip
     if status != "finished":
         raise GrpoLabError(f"evaluation {run_id} {status}: {error} (recorded in the store)")
     return run_id

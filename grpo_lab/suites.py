@@ -1,16 +1,23 @@
-"""Built-in evaluation suites: fixed problem sets, versioned, shipped as JSONL package data.
+"""Evaluation suites: fixed problem sets, versioned, shipped as JSONL package data.
 
 Numbers from different runs are comparable only on the same problems, so a released suite never
 changes: its SHA-256 is pinned here and checked on load. A changed suite gets a new name.
 ``scripts/build_suites.py`` regenerates the files deterministically.
+
+Built-in suites are held out by construction: tasks.py never puts one of their problems into a
+training set or a run's own held-out split. A user's own suite (``--eval_suite PATH.jsonl``, one
+problem per line in the same format) has no such guarantee; runs count how many of their training
+problems it contains instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
 
 from .errors import GrpoLabError
@@ -55,14 +62,75 @@ def suite_names() -> list[str]:
     return list(SUITES)
 
 
+def is_user_suite(name_or_path: str) -> bool:
+    """A path to a JSONL file rather than a built-in name."""
+    return name_or_path not in SUITES and name_or_path.endswith(".jsonl")
+
+
+def suite_name(name_or_path: str) -> str:
+    """The name results are recorded under: a built-in's own, or a user suite's file name without .jsonl."""
+    if not is_user_suite(name_or_path):
+        return name_or_path
+    name = Path(name_or_path).name.removesuffix(".jsonl")
+    if name in SUITES or name in ("train", "held_out"):
+        raise GrpoLabError(f"suite file {name_or_path}: its name {name!r} is taken; rename the file")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name) or re.search(r"_(before|gain|overlap)$", name):
+        raise GrpoLabError(
+            f"suite file {name_or_path}: name it with letters, digits, '.' and '-' (the name becomes a column)"
+        )
+    return name
+
+
 def load_suite(name: str) -> list[Problem]:
+    if is_user_suite(name):
+        return _load_user_suite(Path(name))
     if name not in SUITES:
-        raise GrpoLabError(f"unknown suite {name!r}; `grpo-lab suites` lists them: {', '.join(SUITES)}")
+        raise GrpoLabError(
+            f"unknown suite {name!r}; `grpo-lab suites` lists the built-in ones ({', '.join(SUITES)}), "
+            "or give a path to a .jsonl file"
+        )
     data = (SUITES_DIR / f"{name}.jsonl").read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != SUITES[name].sha256:
         raise GrpoLabError(f"suite {name} has changed on disk (sha256 {digest[:12]}); reinstall grpo-lab")
     return [Problem(**json.loads(line)) for line in data.decode().splitlines()]
+
+
+_FIELDS = {f.name for f in fields(Problem)}
+_REQUIRED = ("prompt", "answer", "task_type", "operation")
+
+
+def _load_user_suite(path: Path) -> list[Problem]:
+    """A suite file: one JSON object per line with prompt, answer, task_type, operation (and difficulty)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GrpoLabError(f"cannot read suite file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    problems, seen = [], set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise GrpoLabError(f"suite file {path} line {n} is not JSON; one problem per line, as JSON") from None
+        if not isinstance(row, dict) or any(not isinstance(row.get(k), str) or not row[k] for k in _REQUIRED):
+            raise GrpoLabError(f"suite file {path} line {n} needs the text fields {', '.join(_REQUIRED)}")
+        if set(row) - _FIELDS or not isinstance(row.get("difficulty", ""), str):
+            raise GrpoLabError(f"suite file {path} line {n}: unknown fields {', '.join(sorted(set(row) - _FIELDS))}")
+        if row["prompt"] in seen:
+            raise GrpoLabError(f"suite file {path} line {n} repeats a prompt; a suite holds each problem once")
+        seen.add(row["prompt"])
+        problems.append(Problem(**row))
+    if not problems:
+        raise GrpoLabError(f"suite file {path} holds no problems")
+    return problems
+
+
+@cache
+def reserved_prompts() -> frozenset[str]:
+    """Every built-in suite's prompts: the problems training never uses."""
+    return frozenset(p.prompt for name in SUITES for p in load_suite(name))
 
 
 def describe(name: str) -> dict[str, object]:

@@ -4,12 +4,18 @@ Every problem is a row with the columns GRPOTrainer passes through to the reward
 ``prompt``, ``answer`` (the expected answer as a string), ``task_type`` and ``operation``.
 Problems are drawn without replacement from the space the ranges allow, so a dataset never
 holds the same problem twice, and the same seed always gives the same rows in the same order.
+
+No training set and no run's own held-out split ever contains a problem of a built-in evaluation
+suite (suites.reserved_prompts): those problems are cut out of every space before sampling, so a
+suite score is always a score on problems the model was never trained on.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -54,19 +60,6 @@ def compare_prompt(a: int, b: int) -> str:
     return f"Is {a} greater than {b}? Answer yes or no: "
 
 
-def task_type_of(prompt: str) -> str:
-    """The task type of a prompt the builders above wrote (arithmetic for any other text).
-
-    Training samples are stored with their prompt but not their task type, and the answer a completion
-    gives depends on it (rewards.extract_answer). tests/test_tasks.py checks this against every builder.
-    """
-    if prompt.startswith("Is ") and prompt.endswith("? Answer yes or no: "):
-        return "comparison"
-    if prompt.startswith("Count the words: ") and prompt.endswith(". Answer: "):
-        return "counting"
-    return "arithmetic"
-
-
 def compute(a: int, op: str, b: int) -> int:
     if op == "+":
         return a + b
@@ -94,14 +87,33 @@ def comparison_problem(a: int, b: int, difficulty: str = "") -> Problem:
 
 
 # --- problem spaces -------------------------------------------------------------------------------------------
-# Each space maps an index in range(size) to one distinct problem, so sampling indices without
-# replacement gives unique problems without materialising large spaces.
+# Each space maps an index in range(size) to one distinct problem and back (``index_of`` a prompt, None when
+# the prompt is not in the space), so sampling indices without replacement gives unique problems without
+# materialising large spaces, and excluded problems (the suites') are cut out by index.
+
+_ARITH = re.compile(r"Calculate: (-?\d+) ([-+*/]) (-?\d+) = ")
+_COUNT = re.compile(r"Count the words: ([a-z]+)((?: \1)*)\. Answer: ")
+_COMPARE = re.compile(r"Is (-?\d+) greater than (-?\d+)\? Answer yes or no: ")
+
+
+def task_type_of(prompt: str) -> str:
+    """The task type of a prompt the builders above wrote (arithmetic for any other text).
+
+    Training samples are stored with their prompt but not their task type, and the answer a completion
+    gives depends on it (rewards.extract_answer). tests/test_tasks.py checks this against every builder.
+    """
+    if _COMPARE.fullmatch(prompt):
+        return "comparison"
+    if _COUNT.fullmatch(prompt):
+        return "counting"
+    return "arithmetic"
 
 
 @dataclass(frozen=True)
 class _Space:
     size: int
     make: Callable[[int], Problem]
+    index_of: Callable[[str], int | None]
 
 
 def _arithmetic_space(lo: int, hi: int, ops: Sequence[str] = OPS) -> _Space:
@@ -112,7 +124,16 @@ def _arithmetic_space(lo: int, hi: int, ops: Sequence[str] = OPS) -> _Space:
         a, b = divmod(rest, width)
         return arithmetic_problem(lo + a, ops[op_i], lo + b)
 
-    return _Space(len(ops) * width * width, make)
+    def index_of(prompt: str) -> int | None:
+        m = _ARITH.fullmatch(prompt)
+        if not m or m.group(2) not in ops:
+            return None
+        a, b = int(m.group(1)), int(m.group(3))
+        if not (lo <= a <= hi and lo <= b <= hi):
+            return None
+        return ops.index(m.group(2)) * width * width + (a - lo) * width + (b - lo)
+
+    return _Space(len(ops) * width * width, make, index_of)
 
 
 def _counting_space() -> _Space:
@@ -122,7 +143,16 @@ def _counting_space() -> _Space:
         w, k = divmod(i, width)
         return counting_problem(COUNT_WORDS[w], COUNT_RANGE[0] + k)
 
-    return _Space(len(COUNT_WORDS) * width, make)
+    def index_of(prompt: str) -> int | None:
+        m = _COUNT.fullmatch(prompt)
+        if not m or m.group(1) not in COUNT_WORDS:
+            return None
+        k = 1 + m.group(2).count(" ")
+        if not COUNT_RANGE[0] <= k <= COUNT_RANGE[1]:
+            return None
+        return COUNT_WORDS.index(m.group(1)) * width + (k - COUNT_RANGE[0])
+
+    return _Space(len(COUNT_WORDS) * width, make, index_of)
 
 
 def _comparison_space(lo: int, hi: int) -> _Space:
@@ -132,7 +162,45 @@ def _comparison_space(lo: int, hi: int) -> _Space:
         a, b = divmod(i, width)
         return comparison_problem(lo + a, lo + b)
 
-    return _Space(width * width, make)
+    def index_of(prompt: str) -> int | None:
+        m = _COMPARE.fullmatch(prompt)
+        if not m:
+            return None
+        a, b = int(m.group(1)), int(m.group(2))
+        return (a - lo) * width + (b - lo) if lo <= a <= hi and lo <= b <= hi else None
+
+    return _Space(width * width, make, index_of)
+
+
+def _excluded(space: _Space, prompts: Iterable[str]) -> list[int]:
+    """The sorted indices of ``space`` that hold one of ``prompts``."""
+    return sorted({i for i in map(space.index_of, prompts) if i is not None})
+
+
+def _sample(rng: random.Random, space: _Space, k: int, excluded: list[int]) -> list[Problem]:
+    """``k`` distinct problems of ``space`` drawn uniformly from those whose index is not in ``excluded``."""
+    free = space.size - len(excluded)
+    draws = rng.sample(range(free), min(k, free))
+    return [space.make(_nth_free(j, excluded)) for j in draws]
+
+
+def _nth_free(j: int, excluded: list[int]) -> int:
+    """The index of the j-th (0-based) index not in the sorted list ``excluded``."""
+    lo, hi = j, j + len(excluded)  # the answer lies in [j, j + len(excluded)]
+    while lo < hi:  # smallest i with i - (number of excluded <= i) >= j
+        mid = (lo + hi) // 2
+        if mid - bisect.bisect_right(excluded, mid) >= j:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def reserved() -> frozenset[str]:
+    """Prompts no training set or own held-out split may contain: every built-in suite's problems."""
+    from .suites import reserved_prompts  # suites imports this module
+
+    return reserved_prompts()
 
 
 def resolve_range(dataset_type: str, min_num: int | None, max_num: int | None) -> tuple[int, int]:
@@ -166,10 +234,23 @@ def _plan(dataset_type: str, n: int, lo: int, hi: int) -> list[tuple[_Space, int
     raise ConfigError(f"unknown --dataset_type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
 
 
+def _available(space: _Space, exclude: Collection[str]) -> int:
+    return space.size - len(_excluded(space, exclude))
+
+
+def operations(dataset_type: str) -> list[str]:
+    """The operations a dataset type's problems have (their per-operation accuracy groups)."""
+    return sorted({*OPS, "count", "compare"} if dataset_type == "mixed" else OPS)
+
+
 def max_samples(dataset_type: str, lo: int, hi: int) -> int:
-    """The largest n_samples for which every part of the dataset has enough distinct problems."""
-    n = sum(space.size for space, _ in _plan(dataset_type, 0, lo, hi))
-    while n > 0 and any(k > space.size for space, k in _plan(dataset_type, n, lo, hi)):
+    """The largest n_samples for which every part of the dataset has enough distinct problems, not
+    counting the problems of the built-in suites, which training never uses."""
+    exclude = reserved()
+    plan = _plan(dataset_type, 0, lo, hi)
+    sizes = [_available(space, exclude) for space, _ in plan]
+    n = sum(sizes)
+    while n > 0 and any(k > size for (_, k), size in zip(_plan(dataset_type, n, lo, hi), sizes, strict=True)):
         n -= 1
     return n
 
@@ -177,24 +258,25 @@ def max_samples(dataset_type: str, lo: int, hi: int) -> int:
 def check_samples(dataset_type: str, n_samples: int, lo: int, hi: int) -> None:
     if n_samples < 1:
         raise ConfigError(f"--n_samples must be at least 1 (got {n_samples})")
-    if any(k > space.size for space, k in _plan(dataset_type, n_samples, lo, hi)):
+    exclude = reserved()
+    if any(k > _available(space, exclude) for space, k in _plan(dataset_type, n_samples, lo, hi)):
         top = max_samples(dataset_type, lo, hi)
         raise ConfigError(
             f"--n_samples {n_samples} exceeds the {top} distinct {dataset_type} problems that "
-            f"operands {lo}-{hi} allow; lower --n_samples or widen --min_num/--max_num"
+            f"operands {lo}-{hi} allow outside the evaluation suites; lower --n_samples or widen --min_num/--max_num"
         )
 
 
 def generate_problems(
     dataset_type: str, n_samples: int, min_num: int | None = None, max_num: int | None = None, seed: int = 42
 ) -> list[Problem]:
-    """``n_samples`` distinct problems in a seeded, shuffled order."""
+    """``n_samples`` distinct problems in a seeded, shuffled order, none of them in a built-in suite."""
     lo, hi = resolve_range(dataset_type, min_num, max_num)
     check_samples(dataset_type, n_samples, lo, hi)
     rng = random.Random(seed)
-    problems = [
-        space.make(i) for space, k in _plan(dataset_type, n_samples, lo, hi) for i in rng.sample(range(space.size), k)
-    ]
+    exclude = reserved()
+    plan = _plan(dataset_type, n_samples, lo, hi)
+    problems = [p for space, k in plan for p in _sample(rng, space, k, _excluded(space, exclude))]
     rng.shuffle(problems)
     return problems
 
@@ -207,17 +289,19 @@ def held_out_problems(
     max_num: int | None = None,
     seed: int = 42,
 ) -> list[Problem]:
-    """Up to ``n`` problems from the same distribution as a training set, none of them in it."""
+    """Up to ``n`` problems from the same distribution as a training set, none of them in it nor in a suite."""
     lo, hi = resolve_range(dataset_type, min_num, max_num)
-    seen = {p.prompt for p in exclude}
+    seen = reserved() | {p.prompt for p in exclude}
     rng = random.Random(f"held-out:{seed}")
-    out: list[Problem] = []
-    for space, k in _plan(dataset_type, n, lo, hi):
-        # k + len(seen) draws always contain k unseen problems when the space has them.
-        draws = rng.sample(range(space.size), min(space.size, k + len(seen)))
-        out.extend([p for p in map(space.make, draws) if p.prompt not in seen][:k])
+    out = [p for space, k in _plan(dataset_type, n, lo, hi) for p in _sample(rng, space, k, _excluded(space, seen))]
     rng.shuffle(out)
     return out
+
+
+def overlap(problems: Iterable[Problem], suite: Iterable[Problem]) -> int:
+    """How many of ``problems`` (a training set) are also in ``suite``, by prompt."""
+    prompts = {p.prompt for p in suite}
+    return sum(p.prompt in prompts for p in problems)
 
 
 def to_dataset(problems: Sequence[Problem]):

@@ -4,8 +4,10 @@ A Qwen2-architecture causal LM (hidden 128, 2 layers, 0.54M parameters) with a c
 tokenizer, given a short supervised pass on synthetic text so that it starts partially competent,
 as an instruct model does: ``Calculate: a op b = result<eos>`` with operands 0-20, plus a little
 counting and comparison so that mixed runs have reward variance too. The loss covers the answer
-and <eos> only. The shipped checkpoint is the reference; rerunning this on another machine may
-differ in the last bits, so runs record the checkpoint's SHA-256.
+and <eos> only. No problem of a built-in evaluation suite is ever in this text (suites.reserved_prompts),
+so the model's suite scores, before and after GRPO, are on problems it has never been trained on.
+The shipped checkpoint is the reference (models.TINY_SHA256 pins it); rerunning this on another
+machine may differ in the last bits, so runs record the checkpoint's SHA-256.
 
     python scripts/build_tiny_model.py [--steps 400] [--out grpo_lab/builtin/tiny-arith]
 """
@@ -22,9 +24,18 @@ from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
 from grpo_lab import tasks
 from grpo_lab.models import BUILTIN_DIR, TINY, build_char_tokenizer, weights_checksum
+from grpo_lab.suites import reserved_prompts
 
 
 def sample_problem(rng: random.Random) -> tasks.Problem:
+    """A random bootstrap problem that is not in any built-in suite."""
+    while True:
+        problem = _draw(rng)
+        if problem.prompt not in reserved_prompts():
+            return problem
+
+
+def _draw(rng: random.Random) -> tasks.Problem:
     kind = rng.random()
     if kind < 0.8:
         return tasks.arithmetic_problem(rng.randint(0, 20), rng.choice(tasks.OPS), rng.randint(0, 20))

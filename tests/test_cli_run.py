@@ -102,7 +102,7 @@ def test_dry_run_prints_the_seeds_warnings(cli):
     [
         (["--batch_size", "100"], "--batch_size 100 is not divisible by --num_generations 16"),
         (["--dataset_type", "words"], "'words' is not one of"),
-        (["--n_samples", "2000"], "exceeds the 1323 distinct arithmetic problems"),
+        (["--n_samples", "2000"], "exceeds the 1199 distinct arithmetic problems"),
         (["--preset", "nope"], "unknown preset 'nope'"),
         (["--batch_size", "x"], "--batch_size"),
         (["--unknown_flag", "1"], "No such option"),

@@ -11,12 +11,15 @@ def test_show_prints_the_diagnostics(cli, isolated):
 
     from grpo_lab.store.db import Run, Store, iso, now
 
-    Store(f"sqlite:///{isolated / 'grpo_lab.db'}").create_run(Run(
-        id="diag0001", exp_name="x", status="finished", started_at=iso(now()), host="h", model_name="m",
-        config=json.dumps({"beta": 0, "num_generations": 4}), summary=json.dumps({"zero_std": 0.9}),
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    store.create_run(Run(
+        id="diag0001", exp_name="x", status="running", started_at=iso(now()), host="h", model_name="m",
+        config=json.dumps({"beta": 0, "num_generations": 4}),
     ))  # fmt: skip
+    store.finish_run("diag0001", "finished", metrics={"zero_std": 0.9}, verdict="rejected", verdict_detail="kl 2 > 1")
     out = cli("show", "diag0001", env={"COLUMNS": "250"}).stdout
     assert "warning no-kl: beta = 0" in out and "warning few-generations" in out and "warning zero-std" in out
+    assert "verdict     rejected: kl 2 > 1" in out
 
 
 def test_show_unknown_run_is_one_line_exit_2(cli, recorded_store):

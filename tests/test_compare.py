@@ -48,14 +48,16 @@ def test_where_parser_rejects_bad_and_hostile_input(expr, message):
         cmp.parse_where(expr)
 
 
-def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", lr=5e-5, dataset="arithmetic"):
+def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", lr=5e-5, dataset="arithmetic",
+        name="e", suite=None, **extra):  # fmt: skip
     config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": 16,
-              "exp_name": "e"}  # fmt: skip
-    summary = {"held_out": held, "train_acc": held + 0.1, "reward": held - 0.5, "zero_std": 0.2, "suite": "arith-v1",
-               "held_out_ops": {"+": held + 0.2}, "kl_last": 0.7, "steps": 10}  # fmt: skip
-    store.create_run(Run(id=run_id, exp_name="e", status=status, started_at=started, host="h", model_name="m",
-                         config=json.dumps(config), summary=json.dumps(summary), tags=json.dumps(["t"]),
-                         duration_s=60.0))  # fmt: skip
+              "exp_name": name}  # fmt: skip
+    values = {"held_out": held, "train_acc": held + 0.1, "final_reward": held - 0.5, "zero_std": 0.2,
+              "arith-v1": held - 0.1 if suite is None else suite, "arith-v1[+]": held + 0.2, "kl_last": 0.7,
+              "steps": 10, "arith-v1_overlap": 0, **extra}  # fmt: skip
+    store.create_run(Run(id=run_id, exp_name=name, status="running", started_at=started, host="h", model_name="m",
+                         config=json.dumps(config), tags=json.dumps(["t"])))  # fmt: skip
+    store.finish_run(run_id, status, metrics=values, duration_s=60.0)
 
 
 @pytest.fixture
@@ -137,3 +139,76 @@ def test_markdown_has_one_line_per_run(store):
 def test_unknown_sort_column(store):
     with pytest.raises(GrpoLabError, match="--sort: no column 'colour'"):
         cmp.compare(store.fetch, sort="colour")
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """Three arms on seeds 1-6 (the 'ood' arm lacks seed 6, the baseline lacks seed 7), known arith-v1 values."""
+    s = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    s.fetch = functools.partial(table_rows, tmp_path / "p.db")
+    base = {1: 0.40, 2: 0.42, 3: 0.38, 4: 0.41, 5: 0.39, 6: 0.40}
+    arms = {"base": (0.1, base),
+            "up": (0.2, {k: v + d for (k, v), d in zip(base.items(), [0.02, 0.04, 0.01, 0.03, 0.02, 0.05],
+                                                      strict=True)}),
+            "ood": (0.3, {1: 0.41, 2: 0.40, 3: 0.40, 4: 0.41, 5: 0.38, 7: 0.5})}  # fmt: skip
+    i = 0
+    for name, (beta, values) in arms.items():
+        for seed, value in values.items():
+            add(s, f"r{i:04d}", f"2026-02-01T00:{i:02d}:00+00:00", seed=seed, beta=beta, name=name, suite=value)
+            i += 1
+    return s
+
+
+def test_baseline_gives_hand_computed_paired_differences(seeded):
+    rows = cmp.fetch_rows(seeded.fetch)
+    table = cmp.paired_table(rows, "base", "arith-v1")
+    up, ood = table.rows
+    assert up["name"] == "up" and up["n"] == 6 and up["seeds"] == "1,2,3,4,5,6" and up["unpaired"] is None
+    assert up["per_seed"] == pytest.approx([0.02, 0.04, 0.01, 0.03, 0.02, 0.05])
+    assert up["diff"] == pytest.approx(0.0283333, abs=1e-6)
+    sd = 0.0147196  # sample sd of the six differences
+    assert up["diff_sd"] == pytest.approx(sd, abs=1e-6)
+    assert up["ci_low"] == pytest.approx(0.0283333 - 2.570582 * sd / 6**0.5, abs=1e-6)  # t(0.975, 5)
+    assert up["p"] == pytest.approx(2 / 64) and "too small" not in up["note"]
+    # ood vs base on seeds 1-5: +0.01, -0.02, +0.02, 0, -0.01 -> sum 0, every pattern is as extreme
+    assert ood["n"] == 5 and ood["unpaired"] == "6,7" and ood["diff"] == pytest.approx(0, abs=1e-12)
+    assert ood["p"] == pytest.approx(1.0)
+    assert ood["note"] == "n=5 too small: p cannot go below 0.0625"
+    assert up["p_holm"] == pytest.approx(min(1, 2 * 2 / 64)) and ood["p_holm"] == pytest.approx(1.0)
+
+
+def test_paired_table_in_every_format(seeded):
+    table = cmp.paired_table(cmp.fetch_rows(seeded.fetch), "r0003", "arith-v1")  # a run ID in the baseline group
+    md = cmp.to_markdown(table)
+    assert "n=5 too small: p cannot go below 0.0625" in md and "| up |" in md and "+2.8 pt ± 1.5" in md
+    assert "exact two-sided sign-flip" in md and "95% interval: t" in md
+    (j_up, j_ood) = json.loads(cmp.to_json(table))
+    assert j_up["p"] == pytest.approx(2 / 64) and j_ood["unpaired"] == "6,7" and len(j_up["per_seed"]) == 6
+    parsed = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
+    assert float(parsed[0]["ci_low"]) == pytest.approx(j_up["ci_low"]) and parsed[1]["note"].startswith("n=5")
+    assert "too small" in "".join(str(c) for c in cmp.to_rich(table).columns[10]._cells)
+
+
+def test_baseline_errors(seeded):
+    rows = cmp.fetch_rows(seeded.fetch)
+    with pytest.raises(GrpoLabError, match="names no run or group"):
+        cmp.paired_table(rows, "nope")
+    with pytest.raises(GrpoLabError, match="no run here has it"):
+        cmp.paired_table(rows, "base", "mixed-v1")
+
+
+def test_verdict_is_a_column_and_a_filter(seeded):
+    seeded.update_run("r0000", verdict="rejected", verdict_detail="arith-v1 0.4 < 0.5")
+    table = cmp.compare(seeded.fetch, where="verdict=rejected")
+    assert [r["id"] for r in table.rows] == ["r0000"] and "verdict" in table.columns
+    assert table.rows[0]["verdict"] == "rejected"
+
+
+def test_suite_columns_are_named_by_suite_and_held_out_is_the_own_split(store):
+    table = cmp.compare(store.fetch)
+    assert {"held_out", "arith-v1", "arith-v1[+]"} <= set(table.columns)
+    row = table.rows[0]
+    assert row["held_out"] == pytest.approx(0.5) and row["arith-v1"] == pytest.approx(0.4)
+    assert [r["id"] for r in cmp.compare(store.fetch, where="arith-v1>0.41").rows] == ["run00001", "run00002"]
+    with pytest.raises(GrpoLabError, match="unknown field 'held_ot'"):
+        cmp.compare(store.fetch, where="held_ot>0.5")

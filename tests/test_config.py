@@ -41,7 +41,7 @@ def test_plan_counts_prompts_not_completions():
         ({"dataset_type": "words"}, "not one of"),
         ({"reward": "dense"}, "not one of"),
         ({"n_samples": 0}, "--n_samples must be at least 1"),
-        ({"n_samples": 5000}, "exceeds the 1323 distinct"),
+        ({"n_samples": 5000}, "exceeds the 1199 distinct arithmetic problems that operands 0-20 allow outside"),
         ({"n_samples": 10}, "fewer than the 16 prompts one step takes"),
         ({"min_num": 9, "max_num": 3}, "larger than --max_num"),
         ({"dataset_type": "small_numbers", "max_num": 20}, "small_numbers uses the range"),

@@ -1,7 +1,9 @@
-"""Each of the seed's rules, on synthetic curves summarised the way a real run is."""
+"""Each of the seed's rules, on synthetic curves summarised the way a real run is; each threshold at its edge."""
+
+import pytest
 
 from grpo_lab.diagnostics import diagnose
-from grpo_lab.summary import summarize
+from grpo_lab.metrics import compute as summarize
 
 GOOD = {"beta": 0.1, "num_generations": 16}
 
@@ -11,8 +13,8 @@ def curve(n=20, **metrics):
 
 
 def results(train=0.6, held=0.5):
-    return [("after", "train", "overall", "", int(train * 100), 100),
-            ("after", "arith-v1", "overall", "", int(held * 200), 200)]  # fmt: skip
+    return [("after", "train", "overall", "", round(train * 100), 100),
+            ("after", "held_out", "overall", "", round(held * 200), 200)]  # fmt: skip
 
 
 def codes(config, steps, res=()):
@@ -57,14 +59,40 @@ def test_final_kl_outside_the_seeds_range_is_informational():
 def test_overfitting_gap_above_30_points():
     assert codes(GOOD, curve(**HEALTHY), results(train=0.95, held=0.6)) == ["overfitting"]
     assert codes(GOOD, curve(**HEALTHY), results(train=0.85, held=0.6)) == []
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.91, held=0.6)) == ["overfitting"]  # 31 points
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.90, held=0.6)) == []  # exactly 30: not above
+    assert codes(GOOD, curve(**HEALTHY), results(train=0.2, held=0.15)) == []  # a sum above 0.3 is no gap
 
 
 def test_overfitting_compares_with_held_out_problems_of_the_same_kind():
     """A mixed run's train set is easier than arith-v1: the gap to the suite is not memorisation."""
-    same_kind = [("after", "held_out", "overall", "", 70, 100)]
-    assert codes(GOOD, curve(**HEALTHY), results(train=0.76, held=0.38) + same_kind) == []
-    memorised = [("after", "held_out", "overall", "", 40, 100)]
-    assert codes(GOOD, curve(**HEALTHY), results(train=0.76, held=0.38) + memorised) == ["overfitting"]
+    suite = [("after", "train", "overall", "", 76, 100), ("after", "arith-v1", "overall", "", 76, 200)]
+    assert codes(GOOD, curve(**HEALTHY), suite + [("after", "held_out", "overall", "", 70, 100)]) == []
+    assert codes(GOOD, curve(**HEALTHY), suite + [("after", "held_out", "overall", "", 40, 100)]) == ["overfitting"]
+
+
+@pytest.mark.parametrize(("value", "fires"), [(0.5, False), (0.51, True), (0.49, False)])
+def test_zero_std_threshold_is_above_one_half(value, fires):
+    assert ("zero-std" in codes(GOOD, curve(**{**HEALTHY, "frac_reward_zero_std": value}))) is fires
+
+
+@pytest.mark.parametrize(("kl", "fires"), [(0.5, False), (1.0, False), (0.49, True), (1.01, True)])
+def test_kl_range_edges(kl, fires):
+    assert ("kl-range" in codes(GOOD, curve(**{**HEALTHY, "kl": kl}))) is fires
+
+
+@pytest.mark.parametrize(("n", "fires"), [(8, False), (7, True), (16, False)])
+def test_few_generations_edge(n, fires):
+    assert ("few-generations" in codes({"beta": 0.1, "num_generations": n}, curve(**HEALTHY))) is fires
+
+
+def test_contaminated_fires_only_when_training_holds_suite_problems():
+    res = results() + [("after", "arith-v1", "overall", "", 80, 200)]
+    assert codes(GOOD, curve(**HEALTHY), res) == []
+    clean = diagnose(GOOD, summarize(curve(**HEALTHY), res, {"arith-v1": 0}))
+    assert clean == []
+    (finding,) = diagnose(GOOD, summarize(curve(**HEALTHY), res, {"arith-v1": 3, "mine": 0}))
+    assert finding.code == "contaminated" and "3 in arith-v1" in finding.message and "mine" not in finding.message
 
 
 def test_findings_carry_the_seeds_advice():

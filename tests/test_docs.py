@@ -13,5 +13,5 @@ def test_readme_flag_reference_is_generated_from_the_config():
 def test_readme_has_setup_main_job_and_test_commands():
     text = README.read_text()
     assert "pip install torch==2.13.0" in text
-    assert "grpo-lab run --preset cpu-quick --hypothesis" in text
+    assert "grpo-lab run --preset cpu-quick --criteria" in text
     assert "python -m pytest" in text

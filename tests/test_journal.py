@@ -8,27 +8,28 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
+from grpo_lab.criteria import decide, parse
+from grpo_lab.metrics import compute
 from grpo_lab.store.db import Run, Store
 
 HEADING = re.compile(r"^### (?P<name>.+) - (?P<when>\d{4}-\d{2}-\d{2}_\d{2}:\d{2}) - Run ID: (?P<id>[a-z0-9]{8})$")
 
 
-def add_run(store, run_id, status, started, error=None, steps=3, hypothesis="h", tags=("t",)):
-    summary = {"suite": "arith-v1", "held_out": 0.4, "held_out_before": 0.3, "train_acc": 0.5, "reward": -0.25,
-               "steps": steps, "zero_std": 0.7, "reward_max": 0.5, "kl_last": 0.02}  # fmt: skip
+def add_run(store, run_id, status, started, error=None, steps=3, hypothesis="h", tags=("t",), criteria=None):
     store.create_run(Run(
-        id=run_id, exp_name=f"exp_{status}", status=status, started_at=started, host="h", model_name="tiny-arith",
-        hypothesis=hypothesis, command=f"grpo-lab run --seed 1 --hypothesis {hypothesis}", error=error,
+        id=run_id, exp_name=f"exp_{status}", status="running", started_at=started, host="h", model_name="tiny-arith",
+        hypothesis=hypothesis, command=f"grpo-lab run --seed 1 --hypothesis {hypothesis}", criteria=criteria,
         tags=json.dumps(list(tags)), config=json.dumps({"beta": 0.1, "num_generations": 16}),
-        summary=json.dumps(summary),
     ))  # fmt: skip
-    store.record(
-        run_id,
-        steps=[(i, {"reward": -0.5 + i / 10, "frac_reward_zero_std": 0.7}) for i in range(1, steps + 1)],
-        results=[("before", "arith-v1", "overall", "", 60, 200), ("after", "arith-v1", "overall", "", 80, 200),
-                 ("before", "arith-v1", "operation", "+", 30, 80), ("after", "arith-v1", "operation", "+", 40, 80),
-                 ("before", "train", "overall", "", 30, 100), ("after", "train", "overall", "", 50, 100)],
-    )  # fmt: skip
+    curve = [(i, {"reward": -0.5 + i / 10, "frac_reward_zero_std": 0.7, "kl": 0.02}) for i in range(1, steps + 1)]
+    results = [("before", "arith-v1", "overall", "", 60, 200), ("after", "arith-v1", "overall", "", 80, 200),
+               ("before", "arith-v1", "operation", "+", 30, 80), ("after", "arith-v1", "operation", "+", 40, 80),
+               ("before", "held_out", "overall", "", 70, 200), ("after", "held_out", "overall", "", 90, 200),
+               ("before", "train", "overall", "", 30, 100), ("after", "train", "overall", "", 50, 100)]  # fmt: skip
+    store.record(run_id, steps=curve, results=results)
+    values = compute(curve, results, {"arith-v1": 0})
+    verdict = decide(criteria, parse(criteria, {"train": [], "held_out": [], "arith-v1": ["+"]}), values, status)
+    store.finish_run(run_id, status, error, metrics=values, verdict=verdict.status, verdict_detail=verdict.detail)
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def store(recorded_store, isolated):
     s = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
     add_run(s, "failed01", "failed", "2026-01-02T10:00:00+00:00", error="RuntimeError: boom")
     add_run(s, "interr01", "interrupted", "2026-01-03T11:30:00+00:00", error="interrupted by Ctrl-C", tags=("x",))
+    add_run(s, "reject01", "finished", "2026-01-04T09:00:00+00:00", criteria="arith-v1 >= 0.42 and held_out_gain > 0")
     return s, run_id
 
 
@@ -49,7 +51,7 @@ def test_entries_start_with_the_seeds_four_lines(cli, store, isolated):
     text = (isolated / "journal" / "research_journal.md").read_text()
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("### ")]
-    assert len(starts) == 3
+    assert len(starts) == 4
     seen = {}
     for i in starts:
         m = HEADING.match(lines[i])
@@ -58,7 +60,7 @@ def test_entries_start_with_the_seeds_four_lines(cli, store, isolated):
         assert lines[i + 2].startswith("**Command**: `grpo-lab run ") and lines[i + 2].endswith("`")
         assert lines[i + 3].startswith("**Results**: ")
         seen[m["id"]] = lines[i + 3]
-    assert set(seen) == {real_id, "failed01", "interr01"}
+    assert set(seen) == {real_id, "failed01", "interr01", "reject01"}
     assert "status failed (RuntimeError: boom)" in seen["failed01"]
     assert "status interrupted" in seen["interr01"]
     assert (
@@ -75,12 +77,13 @@ def test_entries_parse_as_markdown(cli, store, isolated):
     assert cli("journal", "render").returncode == 0
     tokens = MarkdownIt("commonmark").enable("table").parse((isolated / "journal" / "research_journal.md").read_text())
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h3"]
-    assert len(headings) == 3 and all(HEADING.match("### " + h) for h in headings)
-    assert sum(t.type == "table_open" for t in tokens) == 3
+    assert len(headings) == 4 and all(HEADING.match("### " + h) for h in headings)
+    assert sum(t.type == "table_open" for t in tokens) == 4
     inline = " ".join(t.content for t in tokens if t.type == "inline")
-    assert inline.count("**Hypothesis**: ") == 3 and "![" in inline
+    assert inline.count("**Hypothesis**: ") == 4 and "![" in inline
     images = [c for t in tokens if t.type == "inline" for c in t.children or [] if c.type == "image"]
-    assert {img.attrs["src"] for img in images} == {f"assets/{rid}.png" for rid in ("failed01", "interr01", store[1])}
+    ids = ("failed01", "interr01", "reject01", store[1])
+    assert {img.attrs["src"] for img in images} == {f"assets/{rid}.png" for rid in ids}
 
 
 GOLDEN = """\
@@ -88,26 +91,45 @@ GOLDEN = """\
 ### exp_failed - 2026-01-02_10:00 - Run ID: failed01
 **Hypothesis**: h
 **Command**: `grpo-lab run --seed 1 --hypothesis h`
-**Results**: Achieved 40.0% held-out accuracy (80/200 on arith-v1, up from 30.0%), train accuracy 50.0% (from 30.0%), \
-final train reward -0.250; per operation: + 50.0%; status failed (RuntimeError: boom).
-**Learnings**: the KL term never engaged
+**Results**: Achieved 45.0% held-out accuracy (90/200 of its own held-out problems, up from 35.0%), 40.0% on \
+arith-v1 (80/200, from 30.0%), train accuracy 50.0% (from 30.0%), final train reward -0.200 (mean of the last 10% \
+of steps); per operation on arith-v1: + 50.0%; status failed (RuntimeError: boom); learned that the KL term never \
+engaged.
 
 - Expected: more
 - Comment: rerun with 2 threads
 
-| arith-v1 accuracy | before | after |
+| accuracy | before | after |
 | --- | ---: | ---: |
-| overall | 30.0% | 40.0% |
-| operation + | 37.5% | 50.0% |
-| train (overall) | 30.0% | 50.0% |
+| held_out overall | 35.0% | 45.0% |
+| train overall | 30.0% | 50.0% |
+| arith-v1 overall | 30.0% | 40.0% |
+| arith-v1 operation + | 37.5% | 50.0% |
 
 Diagnostics:
 - ⚠️ frac_reward_zero_std 0.70 > 0.5: most groups have identical rewards; raise temperature or num_generations
 - ℹ️ final KL 0.02 outside the seed's 0.5-1.0 range (informational)
 
-![exp_failed failed01: reward, zero-std fraction, KL and accuracy per group](assets/failed01.png)
+![exp_failed failed01: reward, zero-std fraction, KL and accuracy per operation on each suite](assets/failed01.png)
 <!-- grpo-lab:end failed01 -->
 """
+
+
+def test_the_results_line_states_the_computed_verdict(cli, store):
+    out = cli("journal", "render", "reject01", "--stdout").stdout
+    (results,) = [line for line in out.splitlines() if line.startswith("**Results**")]
+    assert results.startswith("**Results**: Hypothesis rejected: arith-v1 0.4 < 0.42. Achieved 45.0% held-out")
+    assert "- Success criteria (written before the run): arith-v1 >= 0.42 and held_out_gain > 0 -> rejected" in out
+
+
+def test_runs_recorded_before_suites_were_held_out_carry_a_footnote(cli, store):
+    s, _ = store
+    s.update_run("reject01", suites_disjoint=False)
+    out = cli("journal", "render", "reject01", "--stdout").stdout
+    assert "40.0% on arith-v1† (80/200" in out
+    assert "† recorded before grpo-lab held suite problems out of training sets" in out
+    assert "(0 of its training problems are in arith-v1)" in out
+    assert "†" not in cli("journal", "render", "failed01", "--stdout").stdout
 
 
 def test_an_entry_renders_exactly(cli, store, isolated):
@@ -158,7 +180,7 @@ def test_hand_written_text_survives_rerendering_and_notes(cli, store, isolated):
     assert cli("journal", "render").returncode == 0
     after = path.read_text()
     assert after.startswith(mine_top) and mine_mid in after and after.endswith("\nClosing words.\n")
-    assert "**Learnings**: it was the power cut" in after
+    assert "; learned that it was the power cut." in after
     assert after.count("<!-- grpo-lab:begin interr01 -->") == 1
 
 
@@ -217,8 +239,10 @@ def test_the_plot_has_legends_the_kl_and_every_suite(isolated):
     s = Store(f"sqlite:///{isolated / 'p.db'}")
     add_run(s, "mixed001", "finished", "2026-01-02T10:00:00+00:00", steps=5)
     s.record("mixed001", steps=[(6, {"reward": 0.1, "frac_reward_zero_std": 0.5, "kl": 0.3})],
-             results=[("before", "mixed-v1", "overall", "", 10, 100), ("after", "mixed-v1", "overall", "", 20, 100),
-                      ("after", "held_out", "overall", "", 5, 10)])  # fmt: skip
+             results=[("before", "mixed-v1", "overall", "", 10, 100),
+                      ("after", "mixed-v1", "overall", "", 20, 100)])  # fmt: skip
+    results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in s.results("mixed001")]
+    s.finish_run("mixed001", "finished", metrics=compute(s.steps("mixed001"), results, {"arith-v1": 0, "mixed-v1": 0}))
     view = s.find_run("mixed001")
     fig = plot_figure(s, view)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]

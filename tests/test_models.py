@@ -9,7 +9,7 @@ from grpo_lab.errors import ModelNotFoundError
 def test_tiny_model_is_built_in_with_a_checksum():
     m = models.resolve("tiny-arith")
     assert m.builtin and len(m.checksum) == 64
-    assert m.checksum == models.weights_checksum(models.tiny_path())
+    assert m.checksum == models.weights_checksum(models.tiny_path()) == models.TINY_SHA256
 
 
 def test_tiny_tokenizer_round_trips_prompts_with_spaces():

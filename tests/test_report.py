@@ -12,12 +12,12 @@ import sqlite3
 import pytest
 
 from grpo_lab import report as rp
-from grpo_lab.compare import Table, cell, compare
+from grpo_lab.compare import cell, compare
+from grpo_lab.metrics import compute
 from grpo_lab.rewards import extract_answer
 from grpo_lab.store import bulk
 from grpo_lab.store.db import Run, Store
 from grpo_lab.store.sqlite_read import table_rows
-from grpo_lab.summary import summarize
 
 HOSTILE = "</script><script>window.__pwned = 1</script><!-- <b>\"quoted\"</b> & 'more' \u2028"
 HOSTILE_NAME = '<img src=x onerror="window.__pwned = 2">'
@@ -26,7 +26,7 @@ COMPARISON = "Is 5 greater than 2? Answer yes or no: "
 
 def add(store, rid, started, *, beta=0.1, seed=1, held=0.5, status="finished", steps=12, name="exp",
         hypothesis="h", dataset="arithmetic", kind="train", completion=" 7 apples", error=None, metrics=None,
-        evaluated=True):  # fmt: skip
+        evaluated=True, verdict=None):  # fmt: skip
     config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": 5e-5, "num_generations": 16,
               "exp_name": name}  # fmt: skip
     curve = [(s, {"reward": -0.5 + held * s / steps + 0.05 * (s % 2), "reward_std": 0.8, "frac_reward_zero_std": 0.2,
@@ -35,17 +35,18 @@ def add(store, rid, started, *, beta=0.1, seed=1, held=0.5, status="finished", s
              for s in range(1, steps + 1)]  # fmt: skip
     results = [(stage, split, dim, grp, round(acc * 200), 200)
                for stage, acc in (("before", held - 0.1), ("after", held))
-               for split in ("arith-v1", "train")
+               for split in ("arith-v1", "held_out", "train")
                for dim, grp in (("overall", ""), ("operation", "+"), ("operation", "*")) if evaluated]  # fmt: skip
     samples = [(s, i, f"Calculate: {s} + {i} = ", f"{s + i}{completion}" if i else completion, 1.0 - i, 0.5 - i)
                for s in range(1, steps + 1) for i in range(2)]  # fmt: skip
-    summary = summarize(curve, results)
-    store.create_run(Run(id=rid, kind=kind, exp_name=name, status=status, started_at=started, host="h",
+    store.create_run(Run(id=rid, kind=kind, exp_name=name, status="running", started_at=started, host="h",
                          model_name="tiny-arith", hypothesis=hypothesis, command=f"grpo-lab run --seed {seed}",
                          resolved_command=f"grpo-lab run --seed {seed} --beta {beta}", config=json.dumps(config),
-                         summary=json.dumps(summary), tags=json.dumps(["t"]), duration_s=60.0,
-                         error=error))  # fmt: skip
+                         tags=json.dumps(["t"])))  # fmt: skip
     store.record(rid, steps=curve, samples=samples, results=results)
+    values = compute(curve, results, {"arith-v1": 0} if evaluated else {})
+    store.finish_run(rid, status, error, metrics=values, duration_s=60.0, verdict=verdict and verdict[0],
+                     verdict_detail=verdict and verdict[1])  # fmt: skip
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def store(isolated):
     evaluation-only entry."""
     s = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
     for k, (beta, seed, held) in enumerate([(0.1, 1, 0.50), (0.1, 2, 0.56), (0.0, 1, 0.40), (0.0, 2, 0.44)]):
-        add(s, f"grid{k:04d}", f"2026-01-0{k + 1}T00:00:00+00:00", beta=beta, seed=seed, held=held, name="grid")
+        add(s, f"grid{k:04d}", f"2026-01-0{k + 1}T00:00:00+00:00", beta=beta, seed=seed, held=held, name="grid",
+            verdict=("confirmed", "arith-v1 0.56 >= 0.5") if k == 1 else None)  # fmt: skip
     add(s, "mixed001", "2026-01-05T00:00:00+00:00", dataset="mixed", name="mixed_run", held=0.6)
     s.record("mixed001", samples=[(99, 0, COMPARISON, " I think yes.", 1.0, 0.123456789)])
     add(s, "hostile1", "2026-01-06T00:00:00+00:00", name=HOSTILE_NAME, hypothesis=HOSTILE, completion=HOSTILE)
@@ -85,12 +87,6 @@ def test_the_table_is_compares_own(store):
     assert "learning_rate" in rp.collect(store, rp.Selection(all_columns=True)).data["columns"]
     narrowed = rp.collect(store, rp.Selection(where="beta=0 and held_out>=0.42")).data
     assert [r["id"] for r in narrowed["rows"]] == ["grid0003"] and set(narrowed["runs"]) == {"grid0003"}
-
-
-def test_a_verdict_is_shown_after_status_once_rows_carry_one():
-    table = Table(["id", "name", "status", "held_out"], [{"id": "a", "verdict": "confirmed"}, {"id": "b"}], set())
-    assert rp.table_columns(table) == ["id", "name", "status", "verdict", "held_out"]
-    assert rp.table_columns(Table(["id", "status"], [{"id": "a"}], set())) == ["id", "status"]
 
 
 def test_curves_keep_nan_and_infinity_as_gaps(store):
@@ -290,7 +286,7 @@ def test_a_run_its_intent_accuracy_and_samples(cli, store, isolated, chromium):
     assert "mixed_run" in detail.locator("h2").text_content()
     accuracy = detail.locator("table").first.locator("tbody tr").first.locator("td").all_text_contents()
     assert accuracy == ["overall", "50.0% (100/200)", "60.0% (120/200)", "+10.0 pts"]
-    assert detail.locator(".acc-chart.js-plotly-plot").count() == 2  # arith-v1 and train
+    assert detail.locator(".acc-chart.js-plotly-plot").count() == 3  # arith-v1, held_out and train
     assert page.locator("#sample-step").input_value() == "99"
     row = detail.locator("table.samples tbody tr").first.locator("td").all_text_contents()
     assert row[1:4] == [COMPARISON, " I think yes.", "yes"]
@@ -314,6 +310,25 @@ def test_a_report_of_no_runs(cli, store, isolated, chromium):
     assert view.page.locator("#detail").text_content() == "No runs matched."
     view.page.locator("#runs th").nth(2).press("Enter")  # sorting an empty table, from the keyboard
     assert view.page.locator("#runs th").nth(2).get_attribute("aria-sort") == "ascending" and view.errors == []
+
+
+def test_verdicts_and_the_paired_comparison_against_a_baseline(cli, store, isolated, chromium):
+    proc = cli("report", "--where", "name=grid", "--baseline", "grid0002", "--metric", "arith-v1")
+    assert proc.returncode == 0, proc.stderr
+    view = Page(chromium, isolated / "report.html", "#run=grid0001")
+    page = view.page
+    verdict_col = page.locator("#runs th", has_text="verdict").get_attribute("data-col")
+    verdicts = page.eval_on_selector_all(
+        f"#runs tbody tr td:nth-child({int(verdict_col) + 2})", "cells => cells.map(c => c.textContent)"
+    )
+    assert sorted(verdicts) == ["-", "-", "-", "confirmed"]
+    assert "confirmed: arith-v1 0.56 >= 0.5" in page.locator("#detail dl").first.text_content()
+    assert page.locator("#paired-section").is_visible()
+    assert page.locator("#paired-title").text_content().startswith("Paired by seed: arith-v1 minus baseline grid")
+    (row,) = page.locator("#paired tbody tr").all()
+    assert "+11.0 pt ± 1.4" in row.locator("td").all_text_contents()  # seeds 1 and 2: +10 and +12 points
+    assert view.errors == []
+    assert cli("report", "--metric", "arith-v1").returncode == 2
 
 
 def test_screenshot_helper(cli, store, isolated, chromium):

@@ -1,5 +1,6 @@
 """The store: migrations, refusing foreign or newer files, prefixes, concurrency, crash detection."""
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from grpo_lab.diagnostics import diagnose
 from grpo_lab.store.db import MIGRATIONS, Run, RunNotFound, Store, StoreError, iso, now, pending
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -54,6 +56,30 @@ def test_upgrading_a_first_version_store_keeps_every_row(tmp_path):
     view = store.find_run(run_before[0])
     assert view.run.hypothesis == "fixture: a run recorded by schema v1"
     assert len(store.steps(view.run.id)) == 3 and store.notes(view.run.id)[0].text == "v1 learning"
+
+
+def test_upgrading_a_v3_store_names_every_number_once_and_marks_its_runs(tmp_path):
+    """Two replication runs recorded before suites were held out (fixture cut from the old research store)."""
+    path = tmp_path / "v3.db"
+    shutil.copy(FIXTURES / "store_v3.db", path)
+    old = sqlite3.connect(path)
+    summaries = dict(old.execute("SELECT id, summary FROM run"))
+    old.close()
+    store = Store(f"sqlite:///{path}")
+    base, mixed = store.find_run("ezwfwee9"), store.find_run("0lctqdvi")
+    for view in (base, mixed):
+        summary = json.loads(summaries[view.run.id])
+        assert json.loads(view.run.summary) == summary  # kept as it was
+        assert not view.run.suites_disjoint and view.run.verdict == "unchecked"
+        m = view.metrics
+        assert m["held_out"] == summary["held_out_acc_after"] and m["arith-v1"] == summary["arith-v1_acc_after"]
+        assert m["final_reward"] == summary["reward"] and m["kl_last"] == summary["kl_last"]
+        assert m["arith-v1_gain"] == pytest.approx(summary["arith-v1_acc_after"] - summary["arith-v1_acc_before"])
+        assert m["arith-v1[*]"] == summary["arith-v1_acc_after:operation=*"]
+    # the contamination the trust issue counted by hand: 57 of arith-v1 in seed 1's training set
+    assert base.metrics["arith-v1_overlap"] == 57 and "mixed-v1_overlap" not in base.metrics
+    assert mixed.metrics["mixed-v1_overlap"] == 35 and mixed.metrics["arith-v1_overlap"] == 27
+    assert "contaminated" in [f.code for f in diagnose(base.config, base.metrics)]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path):

@@ -1,10 +1,11 @@
+import json
 import re
 from collections import Counter
 
 import pytest
 
-from grpo_lab import tasks
-from grpo_lab.errors import ConfigError
+from grpo_lab import suites, tasks
+from grpo_lab.errors import ConfigError, GrpoLabError
 
 
 def test_arithmetic_prompts_are_exactly_the_seeds():
@@ -67,10 +68,12 @@ def test_mixed_is_half_arithmetic_and_deduplicated():
 
 
 def test_n_samples_beyond_the_distinct_problems_fails_with_the_maximum():
-    # 0-2 allows 3 ops * 3 * 3 = 27 distinct problems
-    with pytest.raises(ConfigError, match=r"exceeds the 27 distinct arithmetic problems"):
-        tasks.generate_problems("arithmetic", 28, 0, 2)
-    assert len(tasks.generate_problems("arithmetic", 27, 0, 2)) == 27
+    # 0-2 allows 3 ops * 3 * 3 = 27 distinct problems, 10 of which are arith-v1's (very_easy and easy tiers)
+    in_suites = [p for p in suites.reserved_prompts() if re.fullmatch(r"Calculate: [0-2] [-+*] [0-2] = ", p)]
+    assert len(in_suites) == 10
+    with pytest.raises(ConfigError, match=r"exceeds the 17 distinct arithmetic problems .* outside the evaluation"):
+        tasks.generate_problems("arithmetic", 18, 0, 2)
+    assert len(tasks.generate_problems("arithmetic", 17, 0, 2)) == 17
     top = tasks.max_samples("mixed", 0, 20)
     assert len(tasks.generate_problems("mixed", top)) == top
     with pytest.raises(ConfigError, match=f"exceeds the {top} distinct mixed problems"):
@@ -92,11 +95,69 @@ def test_held_out_problems_are_not_in_training():
 
 
 def test_held_out_is_smaller_when_the_space_runs_out():
-    train = tasks.generate_problems("arithmetic", 20, 0, 2)
-    assert len(tasks.held_out_problems("arithmetic", 100, train, 0, 2)) == 7
+    train = tasks.generate_problems("arithmetic", 10, 0, 2)
+    assert len(tasks.held_out_problems("arithmetic", 100, train, 0, 2)) == 7  # 27 - 10 in suites - 10 trained
 
 
 def test_to_dataset_has_the_reward_columns():
     ds = tasks.to_dataset(tasks.generate_problems("mixed", 8))
     assert {"prompt", "answer", "task_type", "operation"} <= set(ds.column_names)
     assert len(ds) == 8
+
+
+@pytest.mark.parametrize("dataset_type", tasks.DATASET_TYPES)
+@pytest.mark.parametrize("operands", [(None, None), (0, 5), (0, 10), (3, 30), (10, 50), (20, 100)])
+def test_no_suite_problem_in_any_training_set_or_own_held_out_split(dataset_type, operands):
+    """At the largest n_samples, where a leak is most likely, over several seeds: zero suite problems."""
+    if dataset_type == "small_numbers" and operands != (None, None):
+        pytest.skip("small_numbers fixes its range")
+    lo, hi = tasks.resolve_range(dataset_type, *operands)
+    top = tasks.max_samples(dataset_type, lo, hi)
+    n = min(top, 3000)  # wide ranges allow hundreds of thousands; 3000 still covers every suite tier's range
+    reserved = suites.reserved_prompts()
+    assert len(reserved) == 300
+    for seed in (0, 1, 7):
+        train = tasks.generate_problems(dataset_type, n, lo, hi, seed)
+        held = tasks.held_out_problems(dataset_type, 500, train, lo, hi, seed)
+        assert not {p.prompt for p in train} & reserved
+        assert not {p.prompt for p in held} & reserved
+        assert len({p.prompt for p in train}) == n
+
+
+def test_the_whole_space_outside_the_suites_is_reachable():
+    """At the maximum on a small range every allowed problem is drawn, and the suites' ones never."""
+    top = tasks.max_samples("small_numbers", 0, 10)
+    train = {p.prompt for p in tasks.generate_problems("small_numbers", top, seed=3)}
+    space = {tasks.arithmetic_prompt(a, op, b) for a in range(11) for b in range(11) for op in tasks.OPS}
+    assert train == space - suites.reserved_prompts()
+    mixed = tasks.generate_problems("mixed", tasks.max_samples("mixed", 0, 20), seed=0)
+    counting = {p.prompt for p in mixed if p.task_type == "counting"}
+    all_counting = {tasks.count_prompt(w, k) for w in tasks.COUNT_WORDS for k in range(1, 11)}
+    assert counting == all_counting - suites.reserved_prompts()  # the last word and count included
+
+
+def test_overlap_counts_a_user_suite_that_shares_problems_on_purpose(tmp_path):
+    train = tasks.generate_problems("arithmetic", 100, seed=2)
+    mine = train[:7] + [tasks.arithmetic_problem(40, "+", 41)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(p.row()) + "\n" for p in mine))
+    loaded = suites.load_suite(str(path))
+    assert suites.suite_name(str(path)) == "mine"
+    assert tasks.overlap(train, loaded) == 7
+    assert tasks.overlap(train, suites.load_suite("arith-v1")) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json\n", "line 1 is not JSON"),
+        ('{"prompt": "a", "answer": "1"}\n', "needs the text fields"),
+        ('{"prompt": "a", "answer": "1", "task_type": "t", "operation": "o", "colour": "red"}\n', "unknown fields"),
+        ("", "holds no problems"),
+    ],
+)
+def test_bad_user_suites_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "s.jsonl"
+    path.write_text(content)
+    with pytest.raises(GrpoLabError, match=message):
+        suites.load_suite(str(path))

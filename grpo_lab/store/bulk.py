@@ -23,7 +23,7 @@ from typing import Any
 from .sqlite_read import _connect_ro
 
 RUN_COLUMNS = ("id", "kind", "exp_name", "status", "hypothesis", "expected", "criteria", "command", "resolved_command",
-               "error", "tags", "model_name", "started_at", "duration_s", "config", "summary")  # fmt: skip
+               "error", "tags", "model_name", "started_at", "duration_s", "verdict", "verdict_detail")  # fmt: skip
 _IDS = "SELECT value FROM json_each(?)"  # the run IDs, bound as one JSON array whatever their number
 _NOT_STRICT = "(instr(metrics, 'NaN') > 0 OR instr(metrics, 'Infinity') > 0)"
 # A sample's reward or advantage as the page shows it: 4 decimals, null unless finite (SQLite writes inf as Inf).
@@ -41,13 +41,12 @@ def _query(path: Path, sql: str, params: Sequence[Any], functions: Iterable[tupl
 
 
 def runs(path: Path, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Each run's columns; config, summary and tags decoded."""
+    """Each run's columns that compare's rows leave out; tags decoded."""
     rows = _query(path, f"SELECT {', '.join(RUN_COLUMNS)} FROM run WHERE id IN ({_IDS})", [json.dumps(run_ids)])
     out = {}
     for row in rows:
         run = dict(zip(RUN_COLUMNS, row, strict=True))
-        for key in ("config", "summary", "tags"):
-            run[key] = json.loads(run[key])
+        run["tags"] = json.loads(run["tags"])
         out[run["id"]] = run
     return out
 

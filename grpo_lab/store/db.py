@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import event, insert, text, update
+from sqlalchemy import delete, event, insert, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from .. import metrics as metric_names
 from ..errors import GrpoLabError
-from ..summary import held_out_ops
 from .sqlite_read import (
     KNOWN_MIGRATIONS,
     StoreError,
@@ -90,7 +90,10 @@ class Run(SQLModel, table=True):
     wandb_url: str | None = None
     wandb_dir: str | None = None
     error: str | None = None
-    summary: str = "{}"  # JSON: headline numbers computed when the run ends (summary.py)
+    summary: str = "{}"  # JSON: the metrics when the run ended (m004 onwards the metric table holds them)
+    verdict: str | None = None  # confirmed | rejected | unchecked (criteria.py), set when the run ends
+    verdict_detail: str | None = None  # the values that decided it
+    suites_disjoint: bool = True  # False for runs recorded before suites were cut out of training sets (m004)
 
 
 class Step(SQLModel, table=True):
@@ -120,6 +123,15 @@ class Result(SQLModel, table=True):
     grp: str = Field(primary_key=True)  # the group ("" for overall)
     correct: int = 0
     total: int = 0
+
+
+class Metric(SQLModel, table=True):
+    """One headline number of a run (metrics.py names it), as compare filters and sorts on it (m004)."""
+
+    __tablename__ = "metric"
+    run_id: str = Field(primary_key=True, foreign_key="run.id")
+    name: str = Field(primary_key=True)
+    value: float = 0.0
 
 
 class Prediction(SQLModel, table=True):
@@ -230,11 +242,73 @@ def m002_predictions(conn: Connection) -> None:
 
 @migration
 def m003_held_out_ops(conn: Connection) -> None:
-    """Per-operation held-out accuracy as one summary entry, so compare reads it without scanning every key."""
+    """Per-operation suite accuracy as one summary entry (superseded by m004's metric table; kept so that
+    stores upgrade step by step exactly as they did). Its name and key are historical: before m004 the
+    summary used "held_out" for the suite; since m004 the word only ever means a run's own held-out split."""
     for run_id, raw in conn.execute(text("SELECT id, summary FROM run")).all():
         summary = json.loads(raw)
-        summary["held_out_ops"] = held_out_ops(summary)
+        prefix = f"{summary.get('suite')}_acc_after:operation="
+        summary["held_out_ops"] = {k[len(prefix) :]: v for k, v in summary.items() if k.startswith(prefix)}
         conn.execute(text("UPDATE run SET summary = :s WHERE id = :i"), {"s": json.dumps(summary), "i": run_id})
+
+
+# Curve values the summary JSON kept under other names before m004.
+_OLD_CURVE_KEYS = {"final_reward": "reward"}
+
+
+@migration
+def m004_metrics(conn: Connection) -> None:
+    """Typed metric rows named once (metrics.py), verdict columns, and the mark on older runs.
+
+    Every run recorded before this step was trained on sets that could contain suite problems, so it
+    gets ``suites_disjoint = false`` and, where its evaluated prompts were stored, the number of its
+    training problems each suite holds (``SUITE_overlap``), counted from the prediction table. Its
+    summary JSON is kept as it was; its verdict is ``unchecked`` (its criteria were free text)."""
+    conn.execute(
+        text("""
+        CREATE TABLE metric (
+            run_id VARCHAR NOT NULL REFERENCES run (id), name VARCHAR NOT NULL, value FLOAT NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )""")
+    )
+    conn.execute(text("CREATE INDEX ix_metric_name_value ON metric (name, value)"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN verdict VARCHAR"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN verdict_detail VARCHAR"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN suites_disjoint BOOLEAN NOT NULL DEFAULT TRUE"))
+    conn.execute(text("UPDATE run SET suites_disjoint = FALSE"))
+    conn.execute(
+        text("UPDATE run SET verdict = 'unchecked', verdict_detail = :d"),
+        {"d": "recorded before grpo-lab computed verdicts"},
+    )
+    results: dict[str, list[tuple]] = {}
+    for row in conn.execute(text("SELECT run_id, stage, split, dimension, grp, correct, total FROM result")):
+        results.setdefault(row[0], []).append(tuple(row[1:]))
+    overlaps: dict[str, dict[str, int]] = {}
+    counted = conn.execute(
+        text("""
+        SELECT s.run_id, s.split, COUNT(DISTINCT s.prompt) FROM prediction s
+        JOIN prediction t ON t.run_id = s.run_id AND t.prompt = s.prompt AND t.split = 'train'
+        WHERE s.split NOT IN ('train', 'held_out') GROUP BY s.run_id, s.split""")
+    )
+    for run_id, suite, count in counted:
+        overlaps.setdefault(run_id, {})[suite] = count
+    with_train = {r[0] for r in conn.execute(text("SELECT DISTINCT run_id FROM prediction WHERE split = 'train'"))}
+    suites = {(r[0], r[1]) for r in conn.execute(text(
+        "SELECT DISTINCT run_id, split FROM result WHERE split NOT IN ('train', 'held_out')"))}  # fmt: skip
+    rows = []
+    for run_id, raw in conn.execute(text("SELECT id, summary FROM run")).all():
+        summary = json.loads(raw)
+        counts = dict(overlaps.get(run_id, {}))
+        if run_id in with_train:  # a suite none of whose prompts was trained on counts 0
+            counts.update({suite: counts.get(suite, 0) for rid, suite in suites if rid == run_id})
+        values = metric_names.compute([], results.get(run_id, []), counts)
+        for name in [*metric_names.CURVE, *metric_names.CURVE_EXTRA]:
+            value = summary.get(_OLD_CURVE_KEYS.get(name, name))
+            if isinstance(value, int | float):
+                values[name] = value
+        rows += [{"run_id": run_id, "name": k, "value": v} for k, v in values.items()]
+    if rows:
+        conn.execute(insert(Metric), rows)
 
 
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
@@ -295,20 +369,20 @@ def migrate(engine: Engine) -> list[str]:
 
 @dataclass
 class RunView:
-    """A run with its JSON columns decoded, as the commands show it."""
+    """A run with its JSON columns decoded and its metrics, as the commands show it."""
 
     run: Run
     config: dict[str, Any]
     tags: list[str]
     versions: dict[str, str]
     environment: dict[str, str]
-    summary: dict[str, Any]
+    metrics: dict[str, float]
 
     @classmethod
-    def of(cls, run: Run) -> RunView:
+    def of(cls, run: Run, metrics: dict[str, float]) -> RunView:
         return cls(
             run, json.loads(run.config), json.loads(run.tags), json.loads(run.versions),
-            json.loads(run.environment), json.loads(run.summary),
+            json.loads(run.environment), metrics,
         )  # fmt: skip
 
 
@@ -385,7 +459,11 @@ class Store:
                     conn.execute(insert(table), rows)
             conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=iso(now())))
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None, **values: Any) -> None:
+    def finish_run(
+        self, run_id: str, status: str, error: str | None = None, metrics: dict[str, float] | None = None,
+        **values: Any,
+    ) -> None:  # fmt: skip
+        """Record how a run ended, with its metrics (replacing any it had), in one transaction."""
         if status not in STATUSES:
             raise ValueError(status)
         with self.session() as s:
@@ -395,6 +473,10 @@ class Store:
             run.duration_s = (finished - datetime.fromisoformat(run.started_at)).total_seconds()
             for key, value in values.items():
                 setattr(run, key, value)
+            if metrics is not None:
+                run.summary = json.dumps(metrics)
+                s.exec(delete(Metric).where(Metric.run_id == run_id))
+                s.add_all(Metric(run_id=run_id, name=k, value=v) for k, v in metrics.items())
             s.add(run)
             s.commit()
 
@@ -415,14 +497,14 @@ class Store:
         with self.session() as s:
             exact = s.get(Run, prefix)
             if exact is not None:
-                return RunView.of(exact)
+                return RunView.of(exact, self.metrics(exact.id))
             matches = s.exec(select(Run).where(Run.id.startswith(prefix, autoescape=True)).limit(3)).all()
         if not matches:
             raise RunNotFound(f"no run with ID {prefix!r}; `grpo-lab runs` lists them")
         if len(matches) > 1:
             ids = ", ".join(m.id for m in matches)
             raise RunNotFound(f"run ID prefix {prefix!r} is ambiguous ({ids}...); give more characters")
-        return RunView.of(matches[0])
+        return RunView.of(matches[0], self.metrics(matches[0].id))
 
     def runs(self, limit: int | None = None, ids: Sequence[str] | None = None) -> list[RunView]:
         with self.session() as s:
@@ -431,7 +513,19 @@ class Store:
                 query = query.where(Run.id.in_(list(ids)))
             if limit:
                 query = query.limit(limit)
-            return [RunView.of(r) for r in s.exec(query).all()]
+            runs = s.exec(query).all()
+            by_run: dict[str, dict[str, float]] = {r.id: {} for r in runs}
+            wanted = select(Metric)
+            if limit or ids is not None:
+                wanted = wanted.where(Metric.run_id.in_(list(by_run)))
+            for m in s.exec(wanted):
+                if m.run_id in by_run:
+                    by_run[m.run_id][m.name] = m.value
+        return [RunView.of(r, by_run[r.id]) for r in runs]
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        with self.session() as s:
+            return {m.name: m.value for m in s.exec(select(Metric).where(Metric.run_id == run_id))}
 
     def steps(self, run_id: str) -> list[tuple[int, dict[str, float]]]:
         with self.session() as s:

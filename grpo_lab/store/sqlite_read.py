@@ -18,10 +18,10 @@ from typing import Any
 from ..errors import GrpoLabError
 
 # The schema steps this grpo-lab knows, in order; db.py registers a migration for each and checks the list.
-KNOWN_MIGRATIONS = ("m001_initial", "m002_predictions", "m003_held_out_ops")
+KNOWN_MIGRATIONS = ("m001_initial", "m002_predictions", "m003_held_out_ops", "m004_metrics")
 STALE_AFTER = timedelta(minutes=5)  # a running run whose heartbeat is older than this is presumed dead
 TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "config",
-                 "hypothesis")  # fmt: skip
+                 "hypothesis", "verdict", "verdict_detail", "suites_disjoint")  # fmt: skip
 OPERATORS = ("=", "!=", ">", ">=", "<", "<=")
 
 
@@ -119,13 +119,15 @@ def ready_to_read(path: Path) -> bool:
 
 
 def _field(source: str, key: str) -> tuple[str, list[str]]:
-    """SQL for a run column or a key of a JSON column; column names are checked, JSON keys are bound."""
+    """SQL for a run column, a key of the config JSON, or a metric; column names are checked, keys are bound."""
     if source == "run":
         if key not in TABLE_COLUMNS:
             raise StoreError(f"unknown run column {key!r}")
-        return key, []
-    if source in ("config", "summary"):
-        return f"json_extract({source}, ?)", [f'$."{key}"']
+        return f"run.{key}", []
+    if source == "config":
+        return "json_extract(run.config, ?)", [f'$."{key}"']
+    if source == "metric":
+        return "(SELECT value FROM metric WHERE metric.run_id = run.id AND metric.name = ?)", [key]
     raise StoreError(f"unknown field source {source!r}")
 
 
@@ -139,17 +141,15 @@ def table_rows(
     ids: Sequence[str] | None = None,
     tag: str | None = None,
     last: int | None = None,
-    summary_keys: Sequence[str] = (),
     order: tuple[str, str, bool] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs as dicts, oldest first, filtered in SQL with bound values.
+    """Runs as dicts with their ``config`` decoded and their ``metrics``, filtered in SQL with bound values.
 
-    A condition is (source, key, op, value): source "run" names a column, "config" or "summary" a key
-    of that JSON column. Column names and operators come from fixed lists; keys and values are bound.
-    Each row's ``summary`` holds only ``summary_keys``: SQLite extracts them, which is much faster than
-    decoding whole summaries in Python. ``order`` (source, key, descending) with ``limit`` sorts in SQL,
-    missing values last, and returns rows in that order; otherwise rows come oldest first.
+    A condition is (source, key, op, value): source "run" names a column, "config" a key of the config
+    JSON, "metric" a metric name. Column names and operators come from fixed lists; keys and values are
+    bound. ``order`` (source, key, descending) with ``limit`` sorts in SQL, missing values last, and returns
+    rows in that order; otherwise rows come oldest first.
     """
     clauses, params = [], []
     for source, key, op, value in conditions:
@@ -159,38 +159,54 @@ def table_rows(
         clauses.append(f"{expr} {op} ?")
         params += [*expr_params, value]
     if ids:
-        clauses.append("(" + " OR ".join("id LIKE ? ESCAPE '\\'" for _ in ids) + ")")
+        clauses.append("(" + " OR ".join("run.id LIKE ? ESCAPE '\\'" for _ in ids) + ")")
         params += [_like(i) + "%" for i in ids]
     if tag is not None:
-        clauses.append("tags LIKE ? ESCAPE '\\'")
+        clauses.append("run.tags LIKE ? ESCAPE '\\'")
         params.append("%" + _like(json.dumps(tag)) + "%")
-    # One json_extract with several paths parses each summary once and returns a JSON array
-    # (a single path would return a bare value, hence the padding path).
-    paths = [*summary_keys, "-"] if len(summary_keys) == 1 else list(summary_keys)
-    headline = ", ".join("?" for _ in paths) if paths else "'$.-', '$.-'"
-    sql = f"SELECT {', '.join(TABLE_COLUMNS)}, json_extract(summary, {headline}) FROM run"
-    params = [*(f'$."{k}"' for k in paths), *params]
+    sql = f"SELECT {', '.join('run.' + c for c in TABLE_COLUMNS)} FROM run"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     if order is not None:
         expr, expr_params = _field(order[0], order[1])
-        sql += f" ORDER BY ({expr}) IS NULL, {expr} {'DESC' if order[2] else 'ASC'}, started_at DESC, id"
+        sql += f" ORDER BY ({expr}) IS NULL, {expr} {'DESC' if order[2] else 'ASC'}, run.started_at DESC, run.id"
         params += expr_params * 2
     else:
-        sql += " ORDER BY started_at DESC, id"
+        sql += " ORDER BY run.started_at DESC, run.id"
     if last or limit:
         sql += " LIMIT ?"
         params.append(int(last or limit))
     conn = _connect_ro(path)
     try:
         rows = conn.execute(sql, params).fetchall()
+        metrics = _metrics(conn, sql, params, len(rows))
     finally:
         conn.close()
     loads = json.loads
     out = []
     for row in rows if order is not None else reversed(rows):
-        d = dict(zip(TABLE_COLUMNS, row[:-1], strict=True))
+        d = dict(zip(TABLE_COLUMNS, row, strict=True))
         d["config"] = loads(d["config"])
-        d["summary"] = dict(zip(summary_keys, loads(row[-1]), strict=False))
+        d["metrics"] = metrics.get(d["id"], {})
         out.append(d)
     return out
+
+
+def _metrics(conn: sqlite3.Connection, runs_sql: str, params: list[Any], n: int) -> dict[str, dict[str, float]]:
+    """The metrics of the runs ``runs_sql`` selects, in one query."""
+    out: dict[str, dict[str, float]] = {}
+    if not n:
+        return out
+    sql = f"SELECT run_id, name, value FROM metric WHERE run_id IN (SELECT id FROM ({runs_sql}))"
+    for run_id, name, value in conn.execute(sql, params):
+        out.setdefault(run_id, {})[name] = value
+    return out
+
+
+def has_metric(path: Path, name: str) -> bool:
+    """Whether any run in the store has a metric of this name (an index lookup)."""
+    conn = _connect_ro(path)
+    try:
+        return conn.execute("SELECT 1 FROM metric WHERE name = ? LIMIT 1", (name,)).fetchone() is not None
+    finally:
+        conn.close()
