@@ -33,6 +33,8 @@ UsageError = typer.BadParameter.__bases__[0]  # typer vendors click; this is its
 def _option_type(type_text: str, choices: tuple[str, ...] | None):
     if choices:
         return Optional[Literal[choices]]  # noqa: UP045  typer shows and checks the choices
+    if type_text == "bool":
+        return Optional[bool]  # noqa: UP045  a switch: --use_vllm
     if type_text.startswith("list"):
         return Optional[list[str]]  # noqa: UP045  typer needs typing.Optional here
     if "int" in type_text:
@@ -82,6 +84,13 @@ def _open(db: str | None):
     return open_store(_db_url(db))
 
 
+def _store_exists(db: str | None) -> bool:
+    from .store import sqlite_read
+
+    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
+    return path is None or path.exists()
+
+
 def _fetcher(db: str | None):
     """compare's row source: plain sqlite3 over the store file (see _ready_sqlite), and whether it holds a metric."""
     from functools import partial
@@ -91,6 +100,7 @@ def _fetcher(db: str | None):
     path = _ready_sqlite(db, "compare")
     fetch = partial(sqlite_read.table_rows, path)
     fetch.has_metric = partial(sqlite_read.has_metric, path)
+    fetch.find_sweep = partial(sqlite_read.find_sweep, path)
     return fetch
 
 
@@ -139,6 +149,7 @@ def run(
 
     Batch sizes count completions, as in TRL: --batch_size 256 --num_generations 16 trains on 16 prompts per step.
     """
+    from . import launch
     from .criteria import parse as parse_criteria
     from .display import config_table, console, esc, plan_table, print_warnings
     from .tracking import choose_mode
@@ -146,6 +157,9 @@ def run(
     config = resolve_config(preset, options)
     parse_criteria(criteria, config.evaluated_sets())  # a malformed criterion fails here, before anything loads
     mode = choose_mode(wandb)
+    if not dry_run and hypothesis and (config.num_processes or 1) > 1 and launch.world_size() == 1:
+        launch.hand_over(config.num_processes, sys.argv[1:])  # accelerate's launcher starts N of this command
+    console.quiet = not launch.is_main()  # under a launcher the main process speaks for all
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config)
@@ -155,7 +169,7 @@ def run(
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
-    from .display import LiveView, generalization_gap, results_table, verdict_text
+    from .display import LiveView
     from .runner import Intent, quiet_libraries, record_run
 
     quiet_libraries()
@@ -166,13 +180,24 @@ def run(
             f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
         )
 
-    intent = Intent(hypothesis, expected, criteria, preset, ["grpo-lab", *sys.argv[1:]])
+    intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     try:
         recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
     finally:
         view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
+    _report_run(store, recorded)
+
+
+def _report_run(store, recorded) -> None:
+    """The end of a training run as the store holds it (as `grpo-lab show` prints it), and its exit code."""
+    from .display import console, esc, generalization_gap, results_table, verdict_text
+
     results = store.results(recorded.run_id)
-    if results:  # what the store holds, as `grpo-lab show` prints it
+    if results:
         console.print(results_table(results))
         gap = generalization_gap(store.find_run(recorded.run_id).metrics)
         if gap:
@@ -187,6 +212,43 @@ def run(
         )
         return
     fail(f"run {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)", recorded.exit_code)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="An interrupted, crashed or failed run (ID or unique prefix)."),
+    db: str = db_option(),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled [default: as the run was]."),
+):
+    """Continue a run from its newest checkpoint (it ran with --save_steps), in the same run row and WandB run.
+
+    The steps it recorded after that checkpoint are recorded again; it runs on as many processes as it started on.
+    """
+    from . import launch
+    from .display import LiveView, console, esc
+    from .runner import quiet_libraries, resumable, resume_run
+    from .tracking import choose_mode
+
+    mode = choose_mode(wandb) if wandb else None
+    store = _open(db)
+    if launch.world_size() == 1:
+        run, config, checkpoint, _ = resumable(store, run_id)  # a one-line error before anything starts
+        processes = config.num_processes or 1
+        if processes > 1:
+            launch.hand_over(processes, sys.argv[1:])
+        console.print(f"[bold]resuming run {run.id}[/] {esc(run.exp_name)} from {esc(checkpoint)}", soft_wrap=True)
+    console.quiet = not launch.is_main()
+    quiet_libraries()
+    view = LiveView()
+    try:
+        recorded = resume_run(run_id, store, mode, [view])
+    finally:
+        view.close()
+    if not launch.is_main():
+        if recorded.exit_code:
+            raise SystemExit(recorded.exit_code)
+        return
+    _report_run(store, recorded)
 
 
 @app.command()
@@ -249,12 +311,17 @@ def eval_command(
 
     suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
     try:
-        run_id = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size,
-                             max_new_tokens, threads, hypothesis, [view])  # fmt: skip
+        recorded = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size, max_new_tokens,
+                               threads, hypothesis, [view])  # fmt: skip
     finally:
         view.close()
-    console.print(results_table(store.results(run_id), title="Greedy accuracy"))
-    console.print(f"evaluation {run_id} recorded", soft_wrap=True)
+    results = store.results(recorded.run_id)
+    if results:
+        console.print(results_table(results, title="Greedy accuracy"))
+    if recorded.status != "finished":
+        fail(f"evaluation {recorded.run_id} {recorded.status}: {recorded.error} (recorded in the store)",
+             recorded.exit_code)  # fmt: skip
+    console.print(f"evaluation {recorded.run_id} recorded", soft_wrap=True)
 
 
 @app.command()
@@ -323,6 +390,9 @@ def compare_command(
     metric: str = typer.Option(
         None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
     ),
+    sweep: str = typer.Option(
+        None, "--sweep", help="Only this sweep's runs (ID or name), grouped by arm, paired against its baseline arm."
+    ),
     fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
     db: str = db_option(),
 ):
@@ -332,16 +402,25 @@ def compare_command(
     fmt = fmt or ("table" if sys.stdout.isatty() else "md")
     if fmt not in cmp.FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
-    if (baseline or metric) and not group_by_seed:
+    if (baseline or metric) and not (group_by_seed or sweep):
         raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
-    if metric and not baseline:
+    if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
     fetch = _fetcher(db)
+    record = None
+    if sweep:
+        from . import sweep as sw
+
+        record = fetch.find_sweep(sweep)
+        fetch, group_by_seed = sw.scoped_fetch(fetch, record["id"]), True
     table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
     tables = [table]
-    if baseline:
+    if baseline or (record and record["baseline"]):
         rows = cmp.fetch_rows(fetch, run_ids, where, tag, last)
-        paired = cmp.paired_table(rows, baseline, metric)
+        if baseline or record is None:
+            paired = cmp.paired_table(rows, baseline, metric)
+        else:
+            paired = sw.paired_with_verdicts(rows, record, metric)
         tables = [table, paired] if fmt in ("table", "md") else [paired]
     for t in tables:
         if fmt == "table":
@@ -374,11 +453,14 @@ def report(
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs."),
     all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
+    sweep: str = typer.Option(
+        None, "--sweep", help="Only this sweep's runs (ID or name), its arms paired against its baseline arm."
+    ),
     baseline: str = typer.Option(
         None, "--baseline", help="Also pair every seed group with this one (a run name or ID), as compare --baseline."
     ),
     metric: str = typer.Option(
-        None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
+        None, "--metric", help="The metric the pairing compares [default: the sweep's, else the first suite]."
     ),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     screenshot: str = typer.Option(
@@ -388,23 +470,200 @@ def report(
 ):
     """Write one self-contained HTML page of runs: sortable table, overlaid curves, accuracy, samples, intent.
 
-    It works offline, opened from disk. Write it next to the journal (--out journal/report.html) and the
+    It works offline, opened from disk. Written beside a journal (report.html in the journal's folder), the
     journal's entries link to it.
     """
     from pathlib import Path
 
     from .report import Selection, write_report
 
-    if metric and not baseline:
+    if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
     path = _ready_sqlite(db, "report")
-    built = write_report(path, Selection(run_ids or None, where, tag, last, all_columns, baseline, metric), Path(out))
+    selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
+    built = write_report(path, selection, Path(out))
     typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take
 
         take(Path(out), Path(screenshot))
         typer.echo(f"wrote {screenshot}")
+
+
+SWEEP_WORDS = ("status", "resume", "list", "work")
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def sweep(
+    target: list[str] = typer.Argument(
+        None, help="FILE.toml to run (or resume); or: status ID | resume ID | list.", show_default=False
+    ),
+    preset: str = typer.Option(None, "--preset", help="Inline sweep: the preset every run starts from."),
+    grid: list[str] = typer.Option(None, "--grid", help="Inline sweep: FLAG=V1,V2 (repeatable); arms are the product."),
+    set_: list[str] = typer.Option(None, "--set", help="Inline sweep: FLAG=VALUE for every run (repeatable)."),
+    seeds: str = typer.Option(None, "--seeds", help="Inline sweep: seeds, e.g. 1-8 or 1,3,5 [default: 42]."),
+    name: str = typer.Option(None, "--name", help="Inline sweep: its name [default: from the grid]."),
+    hypothesis: str = typer.Option(None, "--hypothesis", help="Inline sweep: what it tests (required)."),
+    expected: str = typer.Option(None, "--expected", help="Inline sweep: the outcome you expect."),
+    criteria: str = typer.Option(None, "--criteria", help="Inline sweep: checked on every run, as run --criteria."),
+    compare: str = typer.Option(
+        None, "--compare", help="Inline sweep: checked per arm against the baseline, e.g. 'diff > 0 and p < 0.05'."
+    ),
+    baseline: str = typer.Option(None, "--baseline", help="Inline sweep: the baseline arm, e.g. beta=0.1."),
+    metric: str = typer.Option(None, "--metric", help="Inline sweep: what arms are compared on [default: arith-v1]."),
+    parallel: int = typer.Option(1, "--parallel", help="Runs at once on this machine (they split its cores)."),
+    executor: str = typer.Option(
+        "local", "--executor", help="local | slurm (submitit; needs grpo-lab[slurm]) | submitit-local."
+    ),
+    slurm_partition: str = typer.Option(None, "--slurm_partition", "--slurm-partition", help="Slurm partition."),
+    timeout_min: int = typer.Option(120, "--timeout_min", "--timeout-min", help="Slurm time limit per run."),
+    dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print every run's command; run nothing."),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled, for every run."),
+    db: str = db_option(),
+):
+    """Run a grid of flags x seeds as one experiment: queued in the store, resumable, in parallel or on Slurm.
+
+    grpo-lab sweep sweeps/replication.toml --parallel 2; grpo-lab sweep --preset cpu-quick --grid beta=0,0.1
+    --seeds 1-5 --hypothesis "..."; grpo-lab sweep status ID; grpo-lab sweep resume ID; grpo-lab sweep list.
+    """
+    from . import sweep as sw
+
+    target = list(target or [])
+    word = target[0] if target and target[0] in SWEEP_WORDS else None
+    if word == "work":  # a worker process of the local executor
+        if len(target) != 2:
+            raise GrpoLabError("usage: grpo-lab sweep work RUN_ID")
+        raise SystemExit(sw.work(_db_url(db), target[1], wandb))
+    if word == "list":
+        return _sweep_list(_open(db))
+    if word == "status":
+        if len(target) != 2:
+            raise GrpoLabError("usage: grpo-lab sweep status ID (a sweep ID, prefix or name)")
+        return _sweep_status(_open(db), target[1])
+    if parallel < 1:
+        raise GrpoLabError(f"--parallel must be at least 1 (got {parallel})")
+    if executor not in ("local", "slurm", "submitit-local"):
+        raise GrpoLabError(f"--executor {executor!r} is not one of: local, slurm, submitit-local")
+    inline = {
+        "preset": preset,
+        "grid": grid,
+        "set": set_,
+        "seeds": seeds,
+        "name": name,
+        "hypothesis": hypothesis,
+        "expected": expected,
+        "criteria": criteria,
+        "compare": compare,
+        "baseline": baseline,
+        "metric": metric,
+    }
+    if word == "resume":
+        if len(target) != 2:
+            raise GrpoLabError("usage: grpo-lab sweep resume ID (a sweep ID, prefix or name)")
+        store = _open(db)
+        record = store.find_sweep(target[1])
+        spec, source = sw.from_record(record.spec), record.source
+    elif target:
+        if len(target) > 1 or not target[0].endswith(".toml"):
+            raise GrpoLabError(f"{' '.join(target)!r}: give one sweep file (.toml), or status ID, resume ID, list")
+        if any(v for v in inline.values()):
+            given = ", ".join(f"--{k}" for k, v in inline.items() if v)
+            raise GrpoLabError(f"{given}: the sweep file says all of that; drop the options or the file")
+        spec, source = sw.load(target[0]), target[0]
+    else:
+        if not grid and not set_:
+            raise GrpoLabError("give a sweep file (grpo-lab sweep FILE.toml) or an inline grid (--grid FLAG=V1,V2)")
+        data = {"preset": preset, "grid": sw.parse_grid_option(grid or []), "base": sw.parse_set_option(set_ or []),
+                "seeds": seeds or [42], "hypothesis": hypothesis, "expected": expected, "criteria": criteria,
+                "compare": compare, "baseline": baseline, "metric": metric}  # fmt: skip
+        data["name"] = name or "sweep-" + "-".join(k for k in data["grid"]) or "sweep"
+        if not data["grid"]:
+            data["arms"] = {"all": {}}
+            del data["grid"]
+        spec, source = sw.build({k: v for k, v in data.items() if v is not None}, "the sweep options"), "inline"
+    _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db)
+
+
+def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db) -> None:
+    import shlex
+    from pathlib import Path
+
+    from . import sweep as sw
+    from .display import console, esc, sweep_status_table
+    from .tracking import choose_mode
+
+    planned = sw.plan_with_threads(spec, parallel)
+    if dry_run:
+        for p in planned:
+            arm = spec.arm(p.arm)
+            extra = [("--hypothesis", arm.hypothesis), ("--expected", arm.expected), ("--criteria", arm.criteria)]
+            args = ["grpo-lab", "run", *p.config.command_args(), *[x for k, v in extra if v for x in (k, v)]]
+            console.print(esc(shlex.join(args)), soft_wrap=True)
+        seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
+        estimate = f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel}" if seconds else "no estimate"
+        console.print(f"{len(planned)} runs ({len(spec.arms)} arms x {len(spec.seeds)} seeds); {estimate} "
+                      f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip
+        return
+    mode = choose_mode(wandb)
+    store = _open(db)
+    queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode)
+    sweep_row = queued.sweep
+    verb = "recorded" if queued.new else "resumed"
+    console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {len(queued.to_run)} runs to start, "
+                  f"{queued.finished} finished, {queued.running} running elsewhere", soft_wrap=True)  # fmt: skip
+    url = store.url
+    logs = Path("runs") / f"sweep-{sweep_row.id}"
+
+    def done(run_id: str) -> None:
+        view = store.find_run(run_id)
+        r = view.run
+        console.print(f"  {r.id} {esc(r.arm)} seed {view.config.get('seed')}: {r.status}"
+                      + (f", verdict {r.verdict}" if r.verdict else ""), soft_wrap=True)  # fmt: skip
+
+    try:
+        if executor == "local":
+            sw.run_local(url, queued.to_run, parallel, logs, done)
+        else:
+            slurm = {"timeout_min": timeout_min}
+            if slurm_partition:
+                slurm["slurm_partition"] = slurm_partition
+            cluster = "local" if executor == "submitit-local" else None
+            jobs = sw.run_submitit(url, queued.to_run, logs / "submitit", cluster, parallel, slurm,
+                                   wait=cluster == "local", on_done=done)  # fmt: skip
+            if cluster is None:
+                console.print(f"submitted {len(jobs)} jobs: {' '.join(j.job_id for j in jobs)}; "
+                              f"`grpo-lab sweep status {sweep_row.id}` follows them", soft_wrap=True)  # fmt: skip
+                return
+    except KeyboardInterrupt:
+        console.print(f"interrupted; finished runs are kept: `grpo-lab sweep resume {sweep_row.id}` goes on")
+        raise
+    console.print(sweep_status_table(sw.status_rows(store, sweep_row), sweep_row))
+    left = [r for r in sw.status_rows(store, sweep_row) if r["finished"] < r["seeds"]]
+    if left:
+        fail(f"sweep {sweep_row.id}: not every run finished (logs in {logs}); "
+             f"`grpo-lab sweep resume {sweep_row.id}` starts them again", 1)  # fmt: skip
+
+
+def _sweep_status(store, key: str) -> None:
+    from . import sweep as sw
+    from .display import console, sweep_status_table
+
+    record = store.find_sweep(key)
+    console.print(sweep_status_table(sw.status_rows(store, record), record))
+
+
+def _sweep_list(store) -> None:
+    from rich.table import Table
+
+    from .display import console, esc
+
+    table = Table("id", "name", "created", "runs", "hypothesis", title="Sweeps, newest first")
+    for record in store.sweeps():
+        runs = store.sweep_runs(record.id)
+        done = sum(r.status == "finished" for r in runs)
+        table.add_row(record.id, esc(record.name), record.created_at[:16], f"{done}/{len(runs)} finished",
+                      esc(record.hypothesis[:60]))  # fmt: skip
+    console.print(table)
 
 
 journal_app = typer.Typer(help="Write the research journal from the store.", no_args_is_help=True)
@@ -419,6 +678,11 @@ def journal_render(
     since: str = typer.Option(None, "--since", help="Only runs started on or after this date (YYYY-MM-DD)."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     stdout: bool = typer.Option(False, "--stdout", help="Print the entries instead of writing the journal."),
+    sweep: str = typer.Option(
+        None,
+        "--sweep",
+        help="A sweep (ID or name): one section about it (arms, paired comparison, verdicts) above its runs' entries.",
+    ),
     db: str = db_option(),
 ):
     """Render one entry per run in the seed's journal format; hand-written text in the file is kept."""
@@ -426,7 +690,10 @@ def journal_render(
 
     from .journal import Selection, render
 
-    report = render(_open(db), Selection(run_ids or None, since, tag), Path(out), template, to_stdout=stdout)
+    if sweep and run_ids:
+        raise GrpoLabError("give run IDs or --sweep, not both")
+    selection = Selection(run_ids or None, since, tag)
+    report = render(_open(db), selection, Path(out), template, to_stdout=stdout, sweep=sweep)
     if stdout:
         typer.echo(report.text, nl=False)
         return

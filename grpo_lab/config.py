@@ -7,6 +7,7 @@ fields below. Field names are the seed script's snake_case flags. Cross-field ch
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -91,6 +92,26 @@ class RunConfig:
     output_dir: str | None = _field(
         None, "Where the trained model and tokenizer are saved (default runs/<run id>).", group="Other"
     )
+    # Scaling up
+    num_processes: int | None = _field(
+        None,
+        "Processes to train on, one per GPU: DDP through accelerate's launcher (gloo between CPU processes on a "
+        "machine without GPUs). Default: 1, or as many as `accelerate launch` started.",
+        group="Scaling",
+    )
+    save_steps: int | None = _field(
+        None,
+        "Keep a checkpoint (model, optimizer, scheduler, RNG) every N steps under the run's output folder, so "
+        "`grpo-lab resume ID` can continue the run after a crash or Ctrl-C. Default: none.",
+        group="Scaling",
+    )
+    save_total_limit: int = _field(2, "How many of the newest checkpoints to keep.", group="Scaling")
+    use_vllm: bool = _field(
+        False,
+        "Generate completions with vLLM on the training GPU (TRL's colocate mode). Needs a CUDA GPU and vLLM "
+        "installed (pip install vllm); grpo-lab does not depend on it.",
+        group="Scaling",
+    )
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -126,6 +147,17 @@ class RunConfig:
         need(self.beta >= 0, f"--beta must be 0 or more (got {self.beta})")
         need(self.max_steps is None or self.max_steps >= 1, f"--max_steps must be at least 1 (got {self.max_steps})")
         need(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
+        need(self.save_steps is None or self.save_steps >= 1, f"--save_steps must be at least 1 ({self.save_steps})")
+        need(self.save_total_limit >= 1, f"--save_total_limit must be at least 1 (got {self.save_total_limit})")
+        need(
+            self.num_processes is None or self.num_processes >= 1,
+            f"--num_processes must be at least 1 (got {self.num_processes})",
+        )
+        need(
+            not self.use_vllm or importlib.util.find_spec("vllm") is not None,
+            "--use_vllm needs vLLM, which is not installed here: pip install vllm (on a CUDA machine; "
+            "grpo-lab does not depend on it)",
+        )
         tasks.check_samples(self.dataset_type, self.n_samples, self.min_num, self.max_num)
         need(
             self.n_samples >= self.prompts_per_step,
@@ -218,7 +250,10 @@ class RunConfig:
         args: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or value is False:
+                continue
+            if value is True:
+                args.append(f"--{f.name}")  # a switch
                 continue
             args += [f"--{f.name}", ",".join(value) if isinstance(value, list) else str(value)]
         return args

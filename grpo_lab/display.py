@@ -10,7 +10,7 @@ from rich.table import Table
 from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
-from .runner import RunListener
+from .events import RunListener
 from .suites import tier_rank
 
 console = Console(stderr=False, highlight=False)
@@ -336,3 +336,17 @@ def diff_tables(a, b) -> list[Table]:
         side_by_side("Configuration", a.config, b.config, config_keys, plain),
         side_by_side("Results", a.metrics, b.metrics, metric_keys, result),
     ]
+
+
+def sweep_status_table(rows: list[dict], sweep) -> Table:
+    """Where a sweep stands: per arm, how many seeds are queued, running, finished, failed, interrupted, crashed."""
+    table = Table(title=f"Sweep {sweep.id} {esc(sweep.name)}" + (f" (baseline {esc(sweep.baseline)})" if sweep.baseline
+                                                                    else ""))  # fmt: skip
+    columns = ("arm", "seeds", "queued", "running", "finished", "failed", "interrupted", "crashed", "verdicts")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("arm", "verdicts") else "right")
+    for row in rows:
+        table.add_row(*(esc(row[c]) for c in columns))
+    total = {c: sum(r[c] for r in rows) for c in columns[1:-1]}
+    table.caption = ", ".join(f"{v} {k}" for k, v in total.items() if v and k != "seeds") + f" of {total['seeds']} runs"
+    return table

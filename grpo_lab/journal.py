@@ -24,7 +24,7 @@ from .suites import tier_rank
 
 DEFAULT_OUT = Path("journal") / "research_journal.md"
 DEFAULT_TEMPLATE = "default"
-REPORT = "report.html"  # `grpo-lab report --out journal/report.html`: entries link to it when it is there
+REPORT = "report.html"  # `grpo-lab report` written beside the journal: entries link to their run in it
 BEGIN = "<!-- grpo-lab:begin {id} -->"
 END = "<!-- grpo-lab:end {id} -->"
 BLOCK = re.compile(r"<!-- grpo-lab:begin (\w+) -->\n.*?<!-- grpo-lab:end \1 -->\n?", re.S)
@@ -204,9 +204,9 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
     }
 
 
-def render_entry(template, context: dict[str, Any]) -> str:
+def render_entry(template, context: dict[str, Any], variable: str = "run") -> str:
     try:
-        text = template.render(run=context)
+        text = template.render(**context) if variable == "sweep" else template.render(run=context)
     except Exception as exc:  # undefined variables, bad filters, errors raised inside the template
         line = next(
             (f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == template.filename),
@@ -272,6 +272,50 @@ class RenderReport:
     plots: list[Path]
 
 
+def sweep_context(store, record) -> dict[str, Any]:
+    """Everything the sweep template may use: the sweep, its arms with their verdicts, and compare's tables."""
+    from . import compare
+    from . import sweep as sw
+
+    spec = sw.from_record(record.spec)
+    runs = store.sweep_runs(record.id)
+    rows = sw.compare_rows(store, runs)
+    arms_table = compare.to_markdown(compare.build_table(rows, group_by_seed=True)) if rows else "(no runs yet)"
+    paired, verdicts = None, {}
+    if spec.baseline and any(r["arm"] != spec.baseline for r in rows) and rows:
+        table = sw.paired_with_verdicts(rows, record)
+        paired = compare.to_markdown(table)
+        verdicts = {r["name"].removeprefix(f"{spec.name}_"): (r["verdict"], r["verdict_detail"]) for r in table.rows}
+    arms = []
+    for arm in spec.arms:
+        flags = " ".join(f"--{k} {v}" for k, v in arm.flags.items())
+        verdict = verdicts.get(arm.name, ("baseline" if arm.name == spec.baseline else "unchecked", ""))
+        arms.append({"name": arm.name, "flags": flags, "hypothesis": arm.hypothesis, "expected": arm.expected,
+                     "criteria": arm.criteria, "compare": arm.compare, "verdict": verdict[0],
+                     "verdict_detail": verdict[1]})  # fmt: skip
+    created = datetime.fromisoformat(record.created_at).strftime("%Y-%m-%d_%H:%M")
+    return {
+        "sweep": {
+            "id": record.id,
+            "name": spec.name,
+            "hypothesis": spec.hypothesis,
+            "command": record.command,
+            "created": created,
+            "seeds": spec.seeds,
+            "preset": spec.preset,
+            "base": spec.base,
+            "baseline": spec.baseline,
+            "metric": spec.metric or "the first suite",
+            "arms": spec.arms,
+            "finished": sum(r.status == "finished" for r in runs),
+            "total": len(runs),
+        },  # fmt: skip
+        "arms": arms,
+        "arms_table": arms_table.strip(),
+        "paired_table": paired.strip() if paired else None,
+    }
+
+
 def render(
     store,
     selection: Selection | None = None,
@@ -279,19 +323,28 @@ def render(
     template: str = DEFAULT_TEMPLATE,
     to_stdout: bool = False,
     plots: bool = True,
+    sweep: str | None = None,
 ) -> RenderReport:
-    """Render the selected runs; write the journal (and plots) unless ``to_stdout``."""
+    """Render the selected runs; write the journal (and plots) unless ``to_stdout``. With ``sweep`` (an ID or
+    name) the selection is that sweep's runs, below one section about the sweep itself."""
     tmpl = load_template(template)
+    entries, pngs, first = {}, {}, []
+    if sweep is not None:
+        record = store.find_sweep(sweep)
+        block = f"sweep_{record.id}"
+        entries[block] = render_entry(load_template("sweep"), sweep_context(store, record), variable="sweep")
+        first = [block]
+        ids = [r.id for r in store.sweep_runs(record.id)]
+        selection = Selection(ids or ["-"], (selection or Selection()).since, (selection or Selection()).tag)
     views = select_runs(store, selection or Selection())
     assets = out.parent / "assets"
     report = REPORT if (out.parent / REPORT).is_file() else None
-    entries, pngs = {}, {}
     for view in views:
         plot_rel = f"assets/{view.run.id}.png" if plots else None
         entries[view.run.id] = render_entry(tmpl, entry_context(store, view, plot_rel, report))
         if plots and not to_stdout:
             pngs[assets / f"{view.run.id}.png"] = plot_png(store, view)
-    order = [v.run.id for v in views]
+    order = [*first, *(v.run.id for v in views)]
     if to_stdout:
         return RenderReport(None, order, "\n".join(entries[rid] for rid in order), [])
     existing = out.read_text() if out.exists() else None

@@ -61,10 +61,11 @@ class Selection:
     last: int | None = None
     all_columns: bool = False
     baseline: str | None = None  # a run name or ID: every seed group paired against its group (compare's)
-    metric: str | None = None  # what --baseline compares [default: the first suite]
+    metric: str | None = None  # what the pairing compares [default: the sweep's metric, else the first suite]
+    sweep: str | None = None  # a sweep's ID or name: its current runs, its arms paired against its baseline arm
 
     def describe(self) -> str:
-        parts = []
+        parts = [f"sweep {self.sweep}"] if self.sweep else []
         if self.run_ids:
             parts.append("runs " + " ".join(self.run_ids))
         if self.where:
@@ -190,10 +191,19 @@ def _fetch(path: Path):
 
 def collect(path: Path, selection: Selection) -> ReportData:
     """Everything the page shows about the selected runs of the SQLite store at ``path``."""
-    fetch = _fetch(path)
+    fetch, sweep = _fetch(path), None
+    if selection.sweep:  # as compare --sweep: the sweep's current attempts, arms paired with its baseline arm
+        from . import sweep as sweeps
+
+        sweep = sqlite_read.find_sweep(path, selection.sweep)
+        fetch = sweeps.scoped_fetch(fetch, sweep["id"])
     raw = fetch_rows(fetch, selection.run_ids, selection.where, selection.tag, selection.last)
     table = build_table(raw, selection.all_columns)
-    paired = paired_table(raw, selection.baseline, selection.metric) if selection.baseline else None
+    paired = None
+    if selection.baseline:
+        paired = paired_table(raw, selection.baseline, selection.metric)
+    elif sweep is not None and sweep["baseline"]:
+        paired = sweeps.paired_with_verdicts(raw, sweep, selection.metric)
     ids = [row["id"] for row in raw]
     keys = [key for key, _ in CURVES]
     # Curves and samples are the two big reads; SQLite does most of their work without the GIL.
@@ -216,6 +226,7 @@ def collect(path: Path, selection: Selection) -> ReportData:
         "selection": selection.describe(),
         **{k: shown[k] for k in ("columns", "rows", "notes")},
         "paired": table_data(paired) if paired else None,
+        "sweep": {k: sweep[k] for k in ("id", "name", "hypothesis", "command")} if sweep else None,
         "runs": details,
         "curves": [list(c) for c in CURVES],
     }

@@ -6,78 +6,29 @@ recorder, ...); the runner itself prints nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import criteria, metrics, provenance, tasks, tracking
+from . import criteria, launch, metrics, provenance, tasks, tracking
 from .config import RunConfig
-from .errors import GrpoLabError
+from .errors import ConfigError, GrpoLabError
 from .evaluation import EvalResult, evaluate
+from .events import Fanout, RunListener
 from .ids import new_run_id
+from .lifecycle import Lifecycle
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
-from .store.db import HEARTBEAT_SECONDS, Run, iso, now
+from .store.db import Run, iso, now
 from .suites import load_suite, suite_name
 from .tracking import WandbRun
-from .training import TrainingListener, train
+from .training import check_device, device, last_checkpoint, train
 
-
-class RunListener(TrainingListener):
-    """Receives a run's events; override what you need."""
-
-    def on_stage(self, description: str) -> None: ...
-
-    def on_model(self, model: ResolvedModel) -> None: ...
-
-    def on_eval_progress(self, done: int, total: int) -> None: ...
-
-    def on_eval(self, stage: str, result: EvalResult) -> None: ...
-
-    def on_splits(self, splits: dict[str, list[tasks.Problem]]) -> None:
-        """The problem sets of the run: train, held_out and each suite by its recorded name."""
-
-
-class _Fanout(RunListener):
-    """Sends every event to each listener in turn."""
-
-    def __init__(self, listeners: list[RunListener]):
-        self.listeners = listeners
-
-    def _emit(self, event: str, *args) -> None:
-        for listener in self.listeners:
-            getattr(listener, event)(*args)
-
-    def on_stage(self, description):
-        self._emit("on_stage", description)
-
-    def on_model(self, model):
-        self._emit("on_model", model)
-
-    def on_eval_progress(self, done, total):
-        self._emit("on_eval_progress", done, total)
-
-    def on_eval(self, stage, result):
-        self._emit("on_eval", stage, result)
-
-    def on_splits(self, splits):
-        self._emit("on_splits", splits)
-
-    def on_train_begin(self, total_steps):
-        self._emit("on_train_begin", total_steps)
-
-    def on_step(self, step, metrics):
-        self._emit("on_step", step, metrics)
-
-    def on_samples(self, step, samples):
-        self._emit("on_samples", step, samples)
+__all__ = ["Intent", "RecordedRun", "RunListener", "execute", "record_eval", "record_run", "resume_run"]
 
 
 @dataclass
@@ -126,16 +77,24 @@ def execute(
     listeners: list[RunListener] | None = None,
     report_to: list[str] | None = None,
     resolved: ResolvedModel | None = None,
+    resume_from: str | None = None,
 ) -> RunOutcome:
-    """Run one GRPO experiment end to end. Exceptions propagate; listeners have seen everything before them."""
-    events = _Fanout(listeners or [])
+    """Run one GRPO experiment end to end. Exceptions propagate; listeners have seen everything before them.
+
+    ``resume_from`` (a checkpoint of this run) continues training from there, without the evaluation before
+    training, which the run recorded when it started. Under a launcher every process runs this: each trains on
+    its share of every batch (DDP) and evaluates its share of every split, and the results are gathered, so each
+    process's ``outcome.results`` covers every problem once; only the processes given listeners (the main one)
+    report.
+    """
+    events = Fanout(listeners)
     set_threads(config.threads)
     resolved = resolved or resolve(config.model_name)
     events.on_model(resolved)
     train_problems, held_out = datasets_for(config)
     events.on_stage("loading model")
     tokenizer = load_tokenizer(resolved.path)
-    model = load_model(resolved.path)
+    model = load_model(resolved.path).to(device())  # evaluated before training where it trains
     outcome = RunOutcome(config, resolved, str(output_dir))
     suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
@@ -147,22 +106,29 @@ def execute(
             if not problems:
                 continue
             events.on_stage(f"evaluating {stage} training: {split} ({len(problems)} problems)")
+            mine = list(range(launch.process_index(), len(problems), launch.world_size()))
             result = evaluate(
                 model,
                 tokenizer,
-                problems,
+                [problems[i] for i in mine],
                 split,
                 config.max_completion_length,
                 config.eval_batch_size,
                 on_progress=events.on_eval_progress,
             )
+            if launch.world_size() > 1:
+                everyone = sorted(launch.gather(list(zip(mine, result.predictions, strict=True))), key=lambda p: p[0])
+                result = EvalResult(split, [p for _, p in everyone])
             outcome.results[stage][split] = result
             events.on_eval(stage, result)
 
-    run_evals("before")
-    events.on_stage("training")
+    if resume_from is None:
+        run_evals("before")
+    events.on_stage("training" if resume_from is None else f"resuming training from {Path(resume_from).name}")
     dataset = tasks.to_dataset(train_problems)
-    model, outcome.train_seconds = train(config, model, tokenizer, dataset, str(output_dir), events, report_to)
+    model, outcome.train_seconds = train(
+        config, model, tokenizer, dataset, str(output_dir), events, report_to, resume_from
+    )
     run_evals("after")
     return outcome
 
@@ -179,10 +145,6 @@ class Intent:
     criteria: str | None = None
     preset: str | None = None
     argv: list[str] = field(default_factory=list)  # the command as typed
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; handled like Ctrl-C."""
 
 
 class StoreRecorder(RunListener):
@@ -231,32 +193,6 @@ class StoreRecorder(RunListener):
         self._last_flush = time.monotonic()
 
 
-class _Heartbeat:
-    """Refreshes the run's heartbeat from a background thread, so that a long step does not look like a crash."""
-
-    def __init__(self, store, run_id: str, seconds: float):
-        self.store, self.run_id, self.seconds = store, run_id, seconds
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True, name="grpo-lab-heartbeat")
-
-    def _beat(self):
-        while not self.stop_event.wait(self.seconds):
-            with contextlib.suppress(Exception):  # a busy store must never kill the run; the next beat retries
-                self.store.heartbeat(self.run_id)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=5)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 @dataclass
 class RecordedRun:
     run_id: str
@@ -294,6 +230,30 @@ def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -
     )
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What the main process hands the others before any work: where the run goes, or why it cannot start."""
+
+    run_id: str | None = None
+    output_dir: str | None = None
+    resolved: ResolvedModel | None = None
+    report_to: tuple[str, ...] = ()
+    error: str | None = None
+    config: dict | None = None  # a resumed run's configuration, as recorded
+    checkpoint: str | None = None  # where a resumed run continues from
+
+
+def check_processes(config: RunConfig, started: int) -> None:
+    """Fill in ``config.num_processes`` from the launcher, or refuse a count it did not start."""
+    if config.num_processes is None:
+        config.num_processes = started
+    elif config.num_processes != started:
+        how = "grpo-lab run --num_processes N hands over to it" if started == 1 else f"it started {started}"
+        raise ConfigError(
+            f"--num_processes {config.num_processes} needs that many processes from accelerate's launcher ({how})"
+        )
+
+
 def record_run(
     config: RunConfig,
     intent: Intent,
@@ -303,57 +263,143 @@ def record_run(
     wandb_entity: str | None = None,
     listeners: list[RunListener] | None = None,
     on_started: Callable[[WandbRun, str], None] | None = None,
+    queued: Run | None = None,
 ) -> RecordedRun:
     """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
 
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
+    Under a launcher every process calls this; only the main one touches the store, WandB and ``listeners``.
+    ``queued`` is a sweep's queued row: the run takes its ID (and WandB run ID), sweep and arm.
     """
-    conditions = criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything
-    resolved = resolve_model(config.model_name, store)
-    started_at = now()
-    wb_config = {
-        **config.to_dict(),
-        "timestamp": iso(started_at),
-        "hypothesis": intent.hypothesis,
-        "preset": intent.preset,
-    }
-    wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity)
-    output_dir = config.output_dir or str(Path("runs") / wb.id)
-    run = _run_row(
-        wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
-        exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected, criteria=intent.criteria,
-        preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir, wandb_mode=wb.mode,
-        wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url, wandb_dir=wb.dir,
-    )  # fmt: skip
-    store.create_run(run)
-    if on_started:
-        on_started(wb, output_dir)
-    recorder = StoreRecorder(store, wb.id)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
-    status, error, outcome, exit_code = "finished", None, None, 0
-    report_to = ["wandb"] if wb.mode != "disabled" else []
-    try:
-        with _Heartbeat(store, wb.id, HEARTBEAT_SECONDS):
-            outcome = execute(config, output_dir, [recorder, *(listeners or [])], report_to, resolved)
-    except KeyboardInterrupt:
-        status, error, exit_code = "interrupted", "interrupted by Ctrl-C", 130
-    except Terminated:
-        status, error, exit_code = "interrupted", "terminated by SIGTERM", 143
-    except Exception as exc:  # recorded here; the caller reports it
-        status, error, exit_code = "failed", f"{type(exc).__name__}: {exc}", 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    recorder.flush()
-    values = recorder.metrics()
-    verdict = criteria.decide(intent.criteria, conditions, values, status)
-    train_seconds = outcome.train_seconds if outcome else None
-    store.finish_run(wb.id, status, error, metrics=values, train_seconds=train_seconds, verdict=verdict.status,
-                     verdict_detail=verdict.detail)  # fmt: skip
-    tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}, exit_code)
-    return RecordedRun(wb.id, status, outcome, wb, error, exit_code, verdict)
+    check_processes(config, launch.world_size())
+    criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything is written
+    ranks = launch.ranks()
+    wb, row, start = None, None, _Start()
+    if ranks.main:
+        try:
+            resolved = resolve_model(config.model_name, store)
+            check_device(config)
+            started_at = now()
+            wb_config = {
+                **config.to_dict(),
+                "timestamp": iso(started_at),
+                "hypothesis": intent.hypothesis,
+                "preset": intent.preset,
+            }
+            wb = tracking.start(wandb_mode, config.exp_name, config.tags, wb_config, wandb_project, wandb_entity,
+                                resume_id=queued.id if queued else None)  # fmt: skip
+            output_dir = config.output_dir or str(Path("runs") / wb.id)
+            sweep = {"sweep_id": queued.sweep_id, "arm": queued.arm} if queued else {}
+            row = _run_row(
+                wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
+                exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
+                criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
+                wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
+                wandb_dir=wb.dir, **sweep,
+            )  # fmt: skip
+            report_to = ("wandb",) if wb.mode != "disabled" else ()
+            start = _Start(wb.id, output_dir, resolved, report_to)
+        except Exception as exc:
+            launch.from_main(_Start(error=f"the main process could not start the run: {exc}"))
+            raise
+    start = launch.from_main(start)
+    if start.error:
+        raise GrpoLabError(start.error)
+    recorder = StoreRecorder(store, start.run_id) if ranks.main else None
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, queued=queued is not None)
+
+
+def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None,
+            queued=False):  # fmt: skip
+    """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
+    life = Lifecycle(ranks=ranks)
+    if ranks.main:
+        life = Lifecycle(store, row, ranks, reopen=resumed_at is not None, queued=queued)
+    outcome = None
+    with life:
+        if on_started and ranks.main:
+            on_started(wb, start.output_dir)
+        mine = [recorder, *(listeners or [])] if ranks.main else []
+        outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
+    with life.finishing():
+        if recorder is not None:
+            recorder.flush()
+            values = recorder.metrics()
+            conditions = criteria.parse(row.criteria, config.evaluated_sets())
+            verdict = criteria.decide(row.criteria, conditions, values, life.status)
+            train_seconds = outcome.train_seconds if outcome else None
+            if resumed_at is not None and row.train_seconds and train_seconds is not None:
+                train_seconds += row.train_seconds  # the training time of every stretch of the run
+            life.finish(metrics=values, train_seconds=train_seconds, verdict=verdict.status,
+                        verdict_detail=verdict.detail)  # fmt: skip
+            if resumed_at is not None:
+                store.add_note(row.id, f"resumed from {Path(start.checkpoint).name} (step {resumed_at}) and "
+                               f"{life.status}: {life.error or 'ok'}", "comment")  # fmt: skip
+            final = {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}
+            tracking.finish(wb, final, life.exit_code)
+            return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
+    return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
+
+
+RESUMABLE = ("interrupted", "crashed", "failed")
+
+
+def resume_run(
+    run_ref: str,
+    store,
+    wandb_mode: str | None = None,
+    listeners: list[RunListener] | None = None,
+    on_started: Callable[[WandbRun, str], None] | None = None,
+) -> RecordedRun:
+    """Continue an interrupted, crashed or failed run from its newest checkpoint, in the same run row and the
+    same WandB run: what it recorded after that checkpoint is dropped and recorded again, so the step curve
+    has neither duplicates nor gaps. Under a launcher every process calls this; the main one decides."""
+    ranks = launch.ranks()
+    wb, row, start, step = None, None, _Start(), None
+    if ranks.main:
+        try:
+            row, config, checkpoint, step = resumable(store, run_ref)
+            check_processes(config, launch.world_size())
+            resolved = resolve_model(config.model_name, store)
+            check_device(config)
+            mode = wandb_mode or row.wandb_mode or "disabled"
+            wb_config = {**config.to_dict(), "hypothesis": row.hypothesis, "preset": row.preset}
+            wb = tracking.start(mode, config.exp_name, config.tags, wb_config, row.wandb_project, row.wandb_entity,
+                                resume_id=row.id)  # fmt: skip
+            report_to = ("wandb",) if wb.mode != "disabled" else ()
+            start = _Start(row.id, row.output_dir, resolved, report_to, None, config.to_dict(), checkpoint)
+        except Exception as exc:
+            launch.from_main(_Start(error=f"the main process could not resume the run: {exc}"))
+            raise
+    start = launch.from_main(start)
+    if start.error:
+        raise GrpoLabError(start.error)
+    config = RunConfig.from_dict(start.config)
+    recorder = None
+    if ranks.main:
+        store.rewind(row.id, step)
+        recorder = StoreRecorder(store, row.id)
+        recorder.steps = store.steps(row.id)
+        recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step)
+
+
+def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
+    """The run, its configuration, its newest checkpoint and that checkpoint's step; or a one-line error."""
+    view = store.find_run(run_ref)
+    run = view.run
+    if run.kind != "train":
+        raise GrpoLabError(f"run {run.id} is an evaluation; only training runs can be resumed")
+    if run.status not in RESUMABLE:
+        raise GrpoLabError(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    checkpoint = last_checkpoint(run.output_dir) if run.output_dir else None
+    if checkpoint is None:
+        raise GrpoLabError(
+            f"run {run.id} has no checkpoint in {run.output_dir} (it ran without --save_steps, or stopped before the "
+            "first one); start it again with grpo-lab run"
+        )
+    return run, RunConfig.from_dict(view.config), checkpoint, int(Path(checkpoint).name.rsplit("-", 1)[1])
 
 
 RUN_PREFIX = "run:"
@@ -372,6 +418,14 @@ def resolve_model(name: str, store=None) -> ResolvedModel:
     return ResolvedModel(name, found.path, False, weights_checksum(Path(found.path)))
 
 
+@dataclass
+class RecordedEval:
+    run_id: str
+    status: str  # finished | failed | interrupted
+    error: str | None = None
+    exit_code: int = 0
+
+
 def record_eval(
     model_name: str,
     suites: list[str],
@@ -382,48 +436,31 @@ def record_eval(
     threads: int = 1,
     hypothesis: str | None = None,
     listeners: list[RunListener] | None = None,
-) -> str:
-    """Evaluate a model on standard suites and record it as an evaluation-only entry; returns its run ID."""
+) -> RecordedEval:
+    """Evaluate a model on standard suites and record it as an evaluation-only entry, with the same lifecycle
+    as a training run: heartbeat while it works, and finished, failed or interrupted at the end."""
     problems = {suite_name(name): load_suite(name) for name in suites}  # bad suites fail before anything is written
     resolved = resolve_model(model_name, store)
-    events = _Fanout(listeners or [])
+    events = Fanout(listeners)
     set_threads(threads)
     run_id, started_at = new_run_id(), now()
     config = {"model_name": model_name, "suites": suites, "eval_batch_size": batch_size,
               "max_new_tokens": max_new_tokens, "threads": threads}  # fmt: skip
     eval_args = ["eval", "--model_name", model_name, *[a for s in suites for a in ("--suite", s)],
                  "--batch_size", str(batch_size), "--max_new_tokens", str(max_new_tokens)]  # fmt: skip
-    store.create_run(
-        _run_row(
-            run_id,
-            "eval",
-            argv,
-            eval_args,
-            config,
-            resolved,
-            started_at,
-            hypothesis=hypothesis,
-            exp_name=f"eval_{Path(model_name).name or model_name}",
-            tags=json.dumps(["eval"]),
-        )  # fmt: skip
-    )
+    row = _run_row(run_id, "eval", argv, eval_args, config, resolved, started_at, hypothesis=hypothesis,
+                   exp_name=f"eval_{Path(model_name).name or model_name}", tags=json.dumps(["eval"]))  # fmt: skip
     recorder = StoreRecorder(store, run_id)
-    status, error = "finished", None
-    try:
+    life = Lifecycle(store, row)
+    with life:
         events.on_model(resolved)
-        tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path)
+        tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path).to(device())
         for name, suite in problems.items():
             events.on_stage(f"evaluating {name} ({len(suite)} problems)")
             result = evaluate(model, tokenizer, suite, name, max_new_tokens, batch_size, events.on_eval_progress)
             recorder.on_eval("after", result)
             events.on_eval("after", result)
-    except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted by Ctrl-C"
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    verdict = criteria.decide(None, None, {}, status)
-    store.finish_run(run_id, status, error, metrics=recorder.metrics(), verdict=verdict.status,
-                     verdict_detail=verdict.detail)  # fmt: skip
-    if status != "finished":
-        raise GrpoLabError(f"evaluation {run_id} {status}: {error} (recorded in the store)")
-    return run_id
+    with life.finishing():
+        verdict = criteria.decide(None, None, {}, life.status)
+        life.finish(metrics=recorder.metrics(), verdict=verdict.status, verdict_detail=verdict.detail)
+    return RecordedEval(run_id, life.status, life.error, life.exit_code)

@@ -52,15 +52,24 @@ def choose_mode(requested: str | None) -> str:
 
 
 def start(
-    mode: str, name: str, tags: list[str], config: dict[str, Any], project: str | None = None, entity: str | None = None
+    mode: str,
+    name: str,
+    tags: list[str],
+    config: dict[str, Any],
+    project: str | None = None,
+    entity: str | None = None,
+    resume_id: str | None = None,
 ) -> WandbRun:
+    """Start a WandB run; ``resume_id`` continues that run (WandB's resume="allow": the same ID, the history
+    continuing), as ``grpo-lab resume`` does."""
     if mode == "disabled":
-        return WandbRun(new_run_id(), mode)
+        return WandbRun(resume_id or new_run_id(), mode)
     import wandb
 
     project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    resume = {"id": resume_id, "resume": "allow"} if resume_id else {}
     try:
-        run = wandb.init(project=project, entity=entity, name=name, tags=tags, config=config, mode=mode)
+        run = wandb.init(project=project, entity=entity, name=name, tags=tags, config=config, mode=mode, **resume)
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         raise GrpoLabError(

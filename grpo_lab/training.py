@@ -8,11 +8,15 @@ recording, progress bars and WandB are plugged in by the caller rather than prin
 
 from __future__ import annotations
 
+import math
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from .config import RunConfig
+from .errors import ConfigError
+from .events import RunListener, Sample
 from .rewards import reward_function
 
 SAMPLES_PER_STEP = 4
@@ -26,39 +30,72 @@ FIXED_ARGS: dict[str, Any] = {
     "max_grad_norm": 1.0,
     "optim": "adamw_torch",
     "logging_steps": 1,
-    "save_strategy": "no",
     "disable_tqdm": True,
+    "ddp_find_unused_parameters": False,  # every parameter of a causal LM takes part; the search costs a pass
     "remove_unused_columns": False,  # answer, task_type... reach the reward function as keyword arguments
 }
 
 
-@dataclass(frozen=True)
-class Sample:
-    step: int
-    prompt: str
-    completion: str
-    reward: float
-    advantage: float
+TrainingListener = RunListener  # training sends on_train_begin, on_step and on_samples
 
 
-class TrainingListener:
-    """Receives what training produces; override what you need."""
+def device():
+    """The device this process computes on, as accelerate assigns it (cuda:LOCAL_RANK under a launcher, else
+    the GPU if there is one, else the CPU)."""
+    from .launch import state
 
-    def on_train_begin(self, total_steps: int) -> None: ...
-
-    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
-
-    def on_samples(self, step: int, samples: list[Sample]) -> None: ...
+    return state().device
 
 
-def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None, cuda: bool | None = None):
+def check_device(config: RunConfig) -> None:
+    """Refuse, before anything is recorded, what this machine cannot run."""
+    import torch
+
+    if config.use_vllm and not torch.cuda.is_available():
+        raise ConfigError("--use_vllm needs a CUDA GPU (vLLM's colocate mode shares the training GPU); none is visible")
+
+
+def device_args(cuda: bool, bf16_supported: bool) -> dict[str, Any]:
+    """GRPOConfig's device settings. On CUDA: bf16 mixed precision where the GPU supports it (Ampere and newer)
+    and gradient checkpointing, TRL's defaults for GRPO; on CPU neither, since both cost time there."""
+    return {"use_cpu": not cuda, "bf16": cuda and bf16_supported, "gradient_checkpointing": cuda}
+
+
+def checkpoint_args(config: RunConfig) -> dict[str, Any]:
+    """TRL checkpoints every ``save_steps`` (output_dir/checkpoint-N: model, optimizer, scheduler, RNG states),
+    the newest ``save_total_limit`` kept; none without ``save_steps``."""
+    if config.save_steps is None:
+        return {"save_strategy": "no"}
+    return {"save_strategy": "steps", "save_steps": config.save_steps, "save_total_limit": config.save_total_limit}
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint-N folder under ``output_dir``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None):
     import torch
     from trl import GRPOConfig
 
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    from .launch import state
+
+    cuda = torch.cuda.is_available()
+    processes = state().num_processes
+    if config.batch_size % processes:
+        step = math.lcm(processes, config.num_generations)
+        fits = max(step, config.batch_size // step * step)
+        raise ConfigError(
+            f"--batch_size {config.batch_size} counts the completions of one step over all {processes} processes "
+            f"and must divide evenly among them; try --batch_size {fits}"
+        )
     return GRPOConfig(
         output_dir=output_dir,
-        per_device_train_batch_size=config.batch_size,  # completions, not prompts
+        # batch_size counts the completions of one optimizer step over every process, so a run means the same
+        # experiment on 1 process or on N; each process generates and trains on its share.
+        per_device_train_batch_size=config.batch_size // processes,
         num_generations=config.num_generations,
         learning_rate=config.learning_rate,
         temperature=config.temperature,
@@ -73,63 +110,81 @@ def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = 
         # WandB gets TRL's completions table; the listener gets samples either way.
         log_completions="wandb" in (report_to or []),
         num_completions_to_print=0,
-        # bf16 and gradient checkpointing pay off only on a GPU; on CPU they cost time.
-        bf16=cuda,
-        gradient_checkpointing=cuda,
-        use_cpu=not cuda,
+        **checkpoint_args(config),
+        use_vllm=config.use_vllm,
+        vllm_mode="colocate",
+        **device_args(cuda, cuda and torch.cuda.is_bf16_supported()),
         **FIXED_ARGS,
     )
 
 
-def _trainer_class():
+def group_advantages(rewards: list[float]) -> list[float]:
+    """GRPO's advantages within one group of completions of a prompt, as TRL computes them with
+    scale_rewards="group": (reward - group mean) / (group std + 1e-4), the std with Bessel's correction."""
+    n = len(rewards)
+    mean = sum(rewards) / n
+    std = (sum((r - mean) ** 2 for r in rewards) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return [(r - mean) / (std + 1e-4) for r in rewards]
+
+
+def pick_samples(
+    step: int, prompts: list[str], completions: list[str], rewards: list[float], group_size: int, count: int
+) -> list[Sample]:
+    """Up to ``count`` completions of a generation batch, each from a different prompt group, evenly spread.
+
+    TRL lays a batch out as groups of ``group_size`` consecutive completions of one prompt; a process's share
+    of it may cut a group, so only whole groups (whose advantages can be computed) are sampled.
+    """
+    groups, start = [], 0
+    while start < len(prompts):
+        end = start
+        while end < len(prompts) and prompts[end] == prompts[start] and end - start < group_size:
+            end += 1
+        if end - start == group_size:
+            groups.append((start, end))
+        start = end
+    stride = max(1, len(groups) // count)
+    samples = []
+    for start, end in groups[::stride][:count]:
+        advantage = group_advantages(rewards[start:end])[0]
+        samples.append(Sample(step, prompts[start], completions[start], float(rewards[start]), advantage))
+    return samples
+
+
+def sampling_reward(name: str, listener: TrainingListener, group_size: int) -> Callable:
+    """The run's reward function, which also hands a few of each step's completions to ``listener``.
+
+    TRL calls the reward function with every completion of a generation batch, its prompt, the dataset's
+    columns and the trainer state, so samples are taken here rather than from TRL's internals.
+    """
+    score = reward_function(name)
+
+    def reward(prompts, completions, answer, trainer_state=None, **kwargs):
+        rewards = score(prompts=prompts, completions=completions, answer=answer, **kwargs)
+        step = (trainer_state.global_step if trainer_state is not None else 0) + 1  # the step being generated for
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        listener.on_samples(step, pick_samples(step, list(prompts), texts, rewards, group_size, SAMPLES_PER_STEP))
+        return rewards
+
+    reward.__name__ = score.__name__  # TRL names the logged metric after it: rewards/binary_reward/mean
+    return reward
+
+
+def _metrics_callback(listener: TrainingListener):
     from transformers import TrainerCallback
-    from trl import GRPOTrainer
-
-    class ListeningTrainer(GRPOTrainer):
-        """GRPOTrainer that hands a few of each step's completions to the listener.
-
-        TRL keeps the latest generation batch in ``self._logs`` whether or not it logs
-        completions itself; this reads it at every logging step.
-        """
-
-        listener: TrainingListener
-
-        _sampled_step = -1
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            fresh = self.state.global_step != self._sampled_step  # the closing summary log repeats the last step
-            samples = self._take_samples() if fresh else []
-            super().log(logs, start_time)
-            if samples:
-                self._sampled_step = self.state.global_step
-                self.listener.on_samples(self.state.global_step, samples)
-
-        def _take_samples(self) -> list[Sample]:
-            prompts, completions = list(self._logs["prompt"]), list(self._logs["completion"])
-            if not prompts:
-                return []
-            rewards = next(iter(self._logs["rewards"].values()), [])
-            rewards, advantages = list(rewards), list(self._logs["advantages"])
-            stride = max(1, len(prompts) // SAMPLES_PER_STEP)
-            step = self.state.global_step
-            return [
-                Sample(step, str(prompts[i]), str(completions[i]), float(rewards[i]), float(advantages[i]))
-                for i in range(0, len(prompts), stride)[:SAMPLES_PER_STEP]
-            ]
 
     class MetricsCallback(TrainerCallback):
-        def __init__(self, listener: TrainingListener):
-            self.listener = listener
+        """Hands each logged step's metrics (TRL's, averaged over every process) to the listener."""
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.listener.on_train_begin(state.max_steps)
+            listener.on_train_begin(state.max_steps)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             numeric = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float) and v is not None}
             if "train_runtime" not in numeric:  # the closing summary is not a step
-                self.listener.on_step(state.global_step, numeric)
+                listener.on_step(state.global_step, numeric)
 
-    return ListeningTrainer, MetricsCallback
+    return MetricsCallback()
 
 
 def train(
@@ -140,31 +195,35 @@ def train(
     output_dir: str,
     listener: TrainingListener | None = None,
     report_to: list[str] | None = None,
+    resume_from: str | None = None,
 ):
-    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``.
+    """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``; ``resume_from``
+    (a checkpoint folder) continues a run where that checkpoint left it, as TRL resumes: the weights,
+    optimizer, scheduler, RNG states and the position in the data are restored.
 
     Returns the trained model and the wall time of the training phase (trainer construction,
     training, saving), measured after TRL is imported so that it compares with a bare TRL script.
     """
+    from trl import GRPOTrainer
+
     listener = listener or TrainingListener()
-    trainer_cls, callback_cls = _trainer_class()
     args = grpo_args(config, output_dir, report_to)
     started = time.perf_counter()
-    trainer = trainer_cls(
+    trainer = GRPOTrainer(
         model=model,
-        reward_funcs=reward_function(config.reward),
+        reward_funcs=sampling_reward(config.reward, listener, config.num_generations),
         args=args,
         train_dataset=train_dataset,
         processing_class=tokenizer,
-        callbacks=[callback_cls(listener)],
+        callbacks=[_metrics_callback(listener)],
     )
-    trainer.listener = listener
     # Metrics go to the listener; transformers would otherwise print every log dict.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.train()
-    trainer.save_model(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(output_dir)  # every process takes part; the main one writes
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir)
     return trainer.model, time.perf_counter() - started

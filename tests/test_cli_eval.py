@@ -64,3 +64,63 @@ def test_run_reference_without_a_saved_model(cli, isolated):
     )
     proc = cli("eval", "--model_name", "run:nomodel1")
     assert proc.returncode == 2 and "run nomodel1 has no saved model" in proc.stderr
+
+
+def start_slow_eval(isolated, **env):
+    """An evaluation of about 10 s (one prompt per generate call), once its row is written."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "grpo_lab", "eval", "--model_name", "tiny-arith", "--suite", "arith-v1",
+           "--suite", "mixed-v1", "--batch_size", "1", "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})  # fmt: skip
+    db = isolated / "grpo_lab.db"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if sqlite3.connect(db).execute("SELECT count(*) FROM run").fetchone()[0]:
+                return proc, db
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the evaluation wrote no row within 60 s")
+
+
+@pytest.mark.slow
+def test_a_long_eval_is_never_reaped_while_alive_and_sigterm_interrupts_it(isolated, monkeypatch):
+    """With a 0.3 s heartbeat and a 1.5 s stale limit, a command on another host (which cannot see the pid)
+    reaps every running row whose heartbeat stopped: the evaluation's never stops while it works."""
+    import signal
+    import time
+
+    from grpo_lab.store.db import Store
+
+    monkeypatch.setenv("GRPO_LAB_STALE_SECONDS", "1.5")
+    proc, db = start_slow_eval(isolated, GRPO_LAB_HEARTBEAT_SECONDS="0.3", GRPO_LAB_STALE_SECONDS="1.5")
+    store = Store(f"sqlite:///{db}")
+    for _ in range(10):
+        time.sleep(0.4)
+        assert store.reap(host="another-host") == []
+    assert store.runs()[0].run.status == "running" and proc.poll() is None  # still evaluating: the test is valid
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    run = store.runs()[0].run
+    assert (run.status, run.error) == ("interrupted", "terminated by SIGTERM") and run.finished_at
+    assert err.strip().splitlines()[-1].startswith(f"grpo-lab: error: evaluation {run.id} interrupted")
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_an_eval_with_130(isolated):
+    import signal
+
+    proc, db = start_slow_eval(isolated)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (status, error) = sqlite3.connect(db).execute("SELECT status, error FROM run").fetchone()
+    assert (status, error) == ("interrupted", "interrupted by Ctrl-C")

@@ -31,6 +31,7 @@ QUICK = [
         ["show"],
         ["note"],
         ["eval"],
+        ["resume"],
         ["suites"],
         ["compare"],
         ["diff"],

@@ -331,6 +331,35 @@ def test_verdicts_and_the_paired_comparison_against_a_baseline(cli, store, isola
     assert cli("report", "--metric", "arith-v1").returncode == 2
 
 
+def test_a_sweep_its_runs_and_its_arms_against_the_baseline_arm(cli, store, isolated, chromium):
+    from grpo_lab import sweep as sweeps
+
+    s = Store(f"sqlite:///{store}")
+    spec = sweeps.build({"name": "kl-sweep", "hypothesis": "the KL penalty <matters>", "preset": "cpu-quick",
+                         "seeds": [1, 2], "baseline": "base", "metric": "arith-v1",
+                         "arms": {"base": {}, "nokl": {"flags": {"beta": 0}, "compare": "diff < 0"}}})  # fmt: skip
+    queued = sweeps.queue(s, spec, "test", ["grpo-lab", "sweep", "kl.toml"])
+    for run in s.sweep_runs(queued.sweep.id):
+        held = 0.5 if run.arm == "base" else 0.4 + 0.01 * json.loads(run.config)["seed"]  # nokl: -9 and -8 points
+        results = [
+            ("before", "arith-v1", "overall", "", 60, 200),
+            ("after", "arith-v1", "overall", "", round(held * 200), 200),
+        ]
+        s.record(run.id, steps=[(1, {"reward": held, "kl": 0.1})], results=results)
+        s.finish_run(run.id, "finished", metrics=compute([(1, {"reward": held})], results, {"arith-v1": 0}))
+    assert cli("report", "--sweep", "kl-sweep").returncode == 0
+    view = Page(chromium, isolated / "report.html")
+    page = view.page
+    assert sorted(view.visible_ids()) == sorted(r.id for r in s.sweep_runs(queued.sweep.id))  # not the others
+    assert page.locator("#sweep-hypothesis").text_content() == "the KL penalty <matters>"
+    title = page.locator("#paired-title").text_content()
+    assert title.startswith("Paired by seed: arith-v1 minus baseline kl-sweep_base")
+    (row,) = page.locator("#paired tbody tr").all()
+    cells = row.locator("td").all_text_contents()
+    assert cells[0] == "kl-sweep_nokl" and "-8.5 pt ± 0.7" in cells and cells[-3:-1] == ["diff < 0", "confirmed"]
+    assert view.errors == [] and page.locator("img").count() == 0
+
+
 def test_screenshot_helper(cli, store, isolated, chromium):
     proc = cli("report", "--out", "r/report.html", "--screenshot", "r/report.png")
     assert proc.returncode == 0, proc.stderr

@@ -66,7 +66,7 @@ def test_grpo_args_map_the_seed_onto_trl(tmp_path):
         max_completion_length=12,
         seed=3,
     )
-    a = training.grpo_args(c, str(tmp_path), cuda=False)
+    a = training.grpo_args(c, str(tmp_path))
     assert (a.per_device_train_batch_size, a.num_generations, a.learning_rate, a.temperature) == (64, 8, 1e-5, 0.9)
     assert (a.num_train_epochs, a.beta, a.max_completion_length, a.seed, a.max_steps) == (7, 0.2, 12, 3, -1)
     assert (a.loss_type, a.scale_rewards, a.warmup_steps, a.weight_decay, a.max_grad_norm) == (
@@ -77,8 +77,35 @@ def test_grpo_args_map_the_seed_onto_trl(tmp_path):
         1.0,
     )
     assert a.optim == "adamw_torch" and a.logging_steps == 1 and a.save_strategy == "no"
-    assert not a.bf16 and not a.gradient_checkpointing  # CPU
-    assert a.run_name == c.exp_name
+    assert not a.bf16 and not a.gradient_checkpointing and a.use_cpu  # CPU
+    assert a.run_name == c.exp_name and not a.use_vllm
+
+
+def test_device_args_use_bf16_and_checkpointing_only_on_a_gpu_that_has_them():
+    assert training.device_args(cuda=True, bf16_supported=True) == {
+        "use_cpu": False,
+        "bf16": True,
+        "gradient_checkpointing": True,
+    }
+    assert training.device_args(cuda=True, bf16_supported=False)["bf16"] is False  # pre-Ampere: fp32
+    assert training.device_args(cuda=False, bf16_supported=True) == {
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+    }
+
+
+def test_use_vllm_without_vllm_or_a_gpu_is_a_clear_error(monkeypatch):
+    from grpo_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--use_vllm needs vLLM, which is not installed here: pip install vllm"):
+        RunConfig(model_name="tiny-arith", use_vllm=True)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object() if name == "vllm" else None)
+    config = RunConfig(model_name="tiny-arith", use_vllm=True)
+    assert "--use_vllm" in config.command_args()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--use_vllm needs a CUDA GPU"):
+            training.check_device(config)
 
 
 def test_each_completion_is_scored_against_its_own_prompts_answer(tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ from .sqlite_read import (
 )
 from .sqlite_read import sqlite_path as _sqlite_path
 
-STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+STATUSES = ("queued", "running", "finished", "failed", "interrupted", "crashed")
 NOTE_KINDS = ("result", "learning", "comment")
 HEARTBEAT_SECONDS = 30
 
@@ -94,6 +94,25 @@ class Run(SQLModel, table=True):
     verdict: str | None = None  # confirmed | rejected | unchecked (criteria.py), set when the run ends
     verdict_detail: str | None = None  # the values that decided it
     suites_disjoint: bool = True  # False for runs recorded before suites were cut out of training sets (m004)
+    sweep_id: str | None = None  # the sweep this run belongs to (m005)
+    arm: str | None = None  # its arm in that sweep
+    superseded: bool = False  # a later attempt of the same sweep arm and seed replaced it (kept, never deleted)
+
+
+class Sweep(SQLModel, table=True):
+    """A grid of runs recorded as one experiment, before any of them runs (m005)."""
+
+    __tablename__ = "sweep"
+    id: str = Field(primary_key=True)
+    name: str = Field(index=True)
+    hypothesis: str = ""
+    baseline: str | None = None  # the baseline arm's name
+    metric: str | None = None  # what its arms are compared on
+    spec: str = "{}"  # JSON: the whole sweep (sweep.SweepSpec.to_dict)
+    digest: str = ""  # SHA-256 of the spec: the same spec again resumes this sweep
+    source: str = ""  # the file it came from, or "inline"
+    command: str = ""  # as typed
+    created_at: str = ""
 
 
 class Step(SQLModel, table=True):
@@ -311,6 +330,24 @@ def m004_metrics(conn: Connection) -> None:
         conn.execute(insert(Metric), rows)
 
 
+@migration
+def m005_sweeps(conn: Connection) -> None:
+    """Sweeps: their own table, and each run's sweep, arm and whether a later attempt replaced it."""
+    conn.execute(
+        text("""
+        CREATE TABLE sweep (
+            id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, hypothesis VARCHAR NOT NULL, baseline VARCHAR,
+            metric VARCHAR, spec VARCHAR NOT NULL, digest VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            command VARCHAR NOT NULL, created_at VARCHAR NOT NULL
+        )""")
+    )
+    conn.execute(text("CREATE INDEX ix_sweep_name ON sweep (name)"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN sweep_id VARCHAR REFERENCES sweep (id)"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN arm VARCHAR"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(text("CREATE INDEX ix_run_sweep ON run (sweep_id)"))
+
+
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
     raise RuntimeError("sqlite_read.KNOWN_MIGRATIONS is out of step with the migrations in db.py")
 
@@ -424,6 +461,20 @@ class Store:
                 setattr(run, key, value)
             s.add(run)
             s.commit()
+
+    def reopen_run(self, run_id: str, host: str, pid: int) -> None:
+        """A resumed run is running again, in the process ``pid`` on ``host``."""
+        self.update_run(run_id, status="running", error=None, finished_at=None, duration_s=None, host=host, pid=pid,
+                        heartbeat_at=iso(now()))  # fmt: skip
+
+    def rewind(self, run_id: str, step: int) -> None:
+        """Forget what a run recorded after training step ``step`` (the steps and samples past its checkpoint, and
+        any evaluation after training), so that a resumed run records them again without duplicates or gaps."""
+        with self.engine.begin() as conn:
+            for table in (Step, Sample):
+                conn.execute(delete(table).where(table.run_id == run_id, table.step > step))
+            for table in (Result, Prediction):
+                conn.execute(delete(table).where(table.run_id == run_id, table.stage == "after"))
 
     def heartbeat(self, run_id: str) -> None:
         self.update_run(run_id, heartbeat_at=iso(now()))
@@ -552,6 +603,70 @@ class Store:
     def notes(self, run_id: str) -> list[Note]:
         with self.session() as s:
             return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
+
+    # -- sweeps --
+    def create_sweep(self, sweep: Sweep, runs: list[Run]) -> None:
+        """The sweep and its queued runs, in one transaction: all of it is recorded, or none."""
+        with self.session() as s:
+            s.add(sweep)
+            s.flush()  # the sweep's row first: its runs refer to it
+            s.add_all(runs)
+            s.commit()
+
+    def queue_runs(self, runs: list[Run], supersede: list[str] = ()) -> None:
+        """New attempts of a sweep's runs; the attempts they replace are kept, marked superseded."""
+        with self.session() as s:
+            for run_id in supersede:
+                old = s.get(Run, run_id)
+                old.superseded = True
+                s.add(old)
+            s.add_all(runs)
+            s.commit()
+
+    def start_queued(self, run: Run) -> None:
+        """Claim a queued run for this process and write its full row (provenance, start time), atomically:
+        two workers can never both start it."""
+        with self.session() as s:
+            claimed = s.execute(
+                update(Run).where(Run.id == run.id, Run.status == "queued").values(status="running")
+            ).rowcount  # fmt: skip
+            if claimed != 1:
+                s.rollback()
+                current = s.get(Run, run.id)
+                raise GrpoLabError(f"run {run.id} is {current.status if current else 'gone'}, not queued; "
+                                   "another worker has it")  # fmt: skip
+            s.merge(run)
+            s.commit()
+
+    def find_sweep(self, key: str) -> Sweep:
+        """A sweep by ID, unique ID prefix, or name (the newest of that name)."""
+        with self.session() as s:
+            exact = s.get(Sweep, key)
+            if exact is not None:
+                return exact
+            named = s.exec(select(Sweep).where(Sweep.name == key).order_by(Sweep.created_at.desc())).first()
+            if named is not None:
+                return named
+            matches = s.exec(select(Sweep).where(Sweep.id.startswith(key, autoescape=True)).limit(2)).all()
+        if len(matches) != 1:
+            raise RunNotFound(f"no sweep {key!r}" + ("" if not matches else " (ambiguous prefix)")
+                              + "; `grpo-lab sweep list` lists them")  # fmt: skip
+        return matches[0]
+
+    def find_sweep_by_digest(self, name: str, digest: str) -> Sweep | None:
+        with self.session() as s:
+            return s.exec(select(Sweep).where(Sweep.name == name, Sweep.digest == digest)).first()
+
+    def sweeps(self) -> list[Sweep]:
+        with self.session() as s:
+            return list(s.exec(select(Sweep).order_by(Sweep.created_at.desc())).all())
+
+    def sweep_runs(self, sweep_id: str, include_superseded: bool = False) -> list[Run]:
+        with self.session() as s:
+            query = select(Run).where(Run.sweep_id == sweep_id)
+            if not include_superseded:
+                query = query.where(Run.superseded == False)  # noqa: E712  (SQL, not Python)
+            return list(s.exec(query.order_by(Run.started_at, Run.id)).all())
 
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""

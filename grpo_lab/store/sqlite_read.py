@@ -18,10 +18,11 @@ from typing import Any
 from ..errors import GrpoLabError
 
 # The schema steps this grpo-lab knows, in order; db.py registers a migration for each and checks the list.
-KNOWN_MIGRATIONS = ("m001_initial", "m002_predictions", "m003_held_out_ops", "m004_metrics")
+KNOWN_MIGRATIONS = ("m001_initial", "m002_predictions", "m003_held_out_ops", "m004_metrics", "m005_sweeps")
 STALE_AFTER = timedelta(minutes=5)  # a running run whose heartbeat is older than this is presumed dead
 TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "config",
-                 "hypothesis", "verdict", "verdict_detail", "suites_disjoint")  # fmt: skip
+                 "hypothesis", "verdict", "verdict_detail", "suites_disjoint", "sweep_id", "arm",
+                 "superseded")  # fmt: skip
 OPERATORS = ("=", "!=", ">", ">=", "<", "<=")
 
 
@@ -92,12 +93,18 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def stale_after() -> timedelta:
+    """STALE_AFTER, or $GRPO_LAB_STALE_SECONDS (tests shorten it together with the heartbeat interval)."""
+    seconds = os.environ.get("GRPO_LAB_STALE_SECONDS")
+    return timedelta(seconds=float(seconds)) if seconds else STALE_AFTER
+
+
 def presumed_dead(host: str, pid: int | None, heartbeat: str, this_host: str, alive=pid_alive) -> str | None:
     """Why a run marked running is not running any more, or None if it may still be."""
     if host == this_host and pid is not None and not alive(pid):
         return "its process is gone"
     beat = datetime.fromisoformat(heartbeat)
-    if beat < datetime.now(timezone.utc) - STALE_AFTER:
+    if beat < datetime.now(timezone.utc) - stale_after():
         return f"no heartbeat since {beat.isoformat(timespec='seconds')}"
     return None
 
@@ -210,3 +217,23 @@ def has_metric(path: Path, name: str) -> bool:
         return conn.execute("SELECT 1 FROM metric WHERE name = ? LIMIT 1", (name,)).fetchone() is not None
     finally:
         conn.close()
+
+
+SWEEP_COLUMNS = ("id", "name", "hypothesis", "baseline", "metric", "spec", "digest", "source", "command", "created_at")
+
+
+def find_sweep(path: Path, key: str) -> dict[str, Any]:
+    """A sweep by ID, name (the newest of that name) or unique ID prefix, as a dict."""
+    conn = _connect_ro(path)
+    try:
+        cols = ", ".join(SWEEP_COLUMNS)
+        rows = conn.execute(f"SELECT {cols} FROM sweep WHERE id = ?", (key,)).fetchall()
+        rows = rows or conn.execute(f"SELECT {cols} FROM sweep WHERE name = ? ORDER BY created_at DESC LIMIT 1",
+                                    (key,)).fetchall()  # fmt: skip
+        rows = rows or conn.execute(f"SELECT {cols} FROM sweep WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                                    (_like(key) + "%",)).fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    if len(rows) != 1:
+        raise StoreError(f"no sweep {key!r}" + (" (ambiguous prefix)" if rows else "") + "; `grpo-lab sweep list`")
+    return dict(zip(SWEEP_COLUMNS, rows[0], strict=True))
