@@ -92,21 +92,29 @@ def _store_exists(db: str | None) -> bool:
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3, after the full store has upgraded the file or marked crashed runs
-    when either is due (opening SQLAlchemy only then keeps compare fast)."""
+    """compare's row source: plain sqlite3 over the store file (see _ready_sqlite), and whether it holds a metric."""
     from functools import partial
 
     from .store import sqlite_read
 
-    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
-    if path is None:
-        raise GrpoLabError("compare works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
-    if not path.exists() or not sqlite_read.ready_to_read(path):
-        _open(db)
+    path = _ready_sqlite(db, "compare")
     fetch = partial(sqlite_read.table_rows, path)
     fetch.has_metric = partial(sqlite_read.has_metric, path)
     fetch.find_sweep = partial(sqlite_read.find_sweep, path)
     return fetch
+
+
+def _ready_sqlite(db: str | None, command: str):
+    """The store's SQLite file, after the full store has upgraded it or marked crashed runs when either is due
+    (opening SQLAlchemy only then keeps compare and report fast)."""
+    from .store import sqlite_read
+
+    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
+    if path is None:
+        raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
+    if not path.exists() or not sqlite_read.ready_to_read(path):
+        _open(db)
+    return path
 
 
 def _db_url(db: str | None) -> str | None:
@@ -436,6 +444,50 @@ def diff(
     store = _open(db)
     for table in diff_tables(store.find_run(run_a), store.find_run(run_b)):
         console.print(table)
+
+
+@app.command()
+def report(
+    run_ids: list[str] = typer.Argument(None, help="Runs to include (IDs or prefixes) [default: all]."),
+    where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4' (as compare)."),
+    tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
+    last: int = typer.Option(None, "--last", help="Only the newest N runs."),
+    all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
+    sweep: str = typer.Option(
+        None, "--sweep", help="Only this sweep's runs (ID or name), its arms paired against its baseline arm."
+    ),
+    baseline: str = typer.Option(
+        None, "--baseline", help="Also pair every seed group with this one (a run name or ID), as compare --baseline."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="The metric the pairing compares [default: the sweep's, else the first suite]."
+    ),
+    out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
+    screenshot: str = typer.Option(
+        None, "--screenshot", help="Also save a PNG of the page as headless Chromium shows it (needs chromium)."
+    ),
+    db: str = db_option(),
+):
+    """Write one self-contained HTML page of runs: sortable table, overlaid curves, accuracy, samples, intent.
+
+    It works offline, opened from disk. Written beside a journal (report.html in the journal's folder), the
+    journal's entries link to it.
+    """
+    from pathlib import Path
+
+    from .report import Selection, write_report
+
+    if metric and not (baseline or sweep):
+        raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
+    path = _ready_sqlite(db, "report")
+    selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
+    built = write_report(path, selection, Path(out))
+    typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
+    if screenshot:
+        from .browser import screenshot as take
+
+        take(Path(out), Path(screenshot))
+        typer.echo(f"wrote {screenshot}")
 
 
 SWEEP_WORDS = ("status", "resume", "list", "work")

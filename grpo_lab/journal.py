@@ -24,6 +24,7 @@ from .suites import tier_rank
 
 DEFAULT_OUT = Path("journal") / "research_journal.md"
 DEFAULT_TEMPLATE = "default"
+REPORT = "report.html"  # `grpo-lab report` written beside the journal: entries link to their run in it
 BEGIN = "<!-- grpo-lab:begin {id} -->"
 END = "<!-- grpo-lab:end {id} -->"
 BLOCK = re.compile(r"<!-- grpo-lab:begin (\w+) -->\n.*?<!-- grpo-lab:end \1 -->\n?", re.S)
@@ -112,8 +113,9 @@ OLD_RUN_FOOTNOTE = (
 )
 
 
-def entry_context(store, view, plot: str | None) -> dict[str, Any]:
-    """Everything a template may use about one run (as the ``run`` variable)."""
+def entry_context(store, view, plot: str | None, report: str | None = None) -> dict[str, Any]:
+    """Everything a template may use about one run (as the ``run`` variable); ``report``: the report page
+    beside the journal, when there is one."""
     run, values = view.run, view.metrics
     results = store.results(run.id)
     notes = store.notes(run.id)
@@ -196,6 +198,7 @@ def entry_context(store, view, plot: str | None) -> dict[str, Any]:
         "learnings": by_kind["learning"],
         "comments": by_kind["comment"],
         "plot": plot,
+        "report": f"{report}#run={run.id}" if report else None,
         "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
         "duration_s": run.duration_s,
     }
@@ -335,9 +338,10 @@ def render(
         selection = Selection(ids or ["-"], (selection or Selection()).since, (selection or Selection()).tag)
     views = select_runs(store, selection or Selection())
     assets = out.parent / "assets"
+    report = REPORT if (out.parent / REPORT).is_file() else None
     for view in views:
         plot_rel = f"assets/{view.run.id}.png" if plots else None
-        entries[view.run.id] = render_entry(tmpl, entry_context(store, view, plot_rel))
+        entries[view.run.id] = render_entry(tmpl, entry_context(store, view, plot_rel, report))
         if plots and not to_stdout:
             pngs[assets / f"{view.run.id}.png"] = plot_png(store, view)
     order = [*first, *(v.run.id for v in views)]
@@ -355,50 +359,70 @@ def render(
     return RenderReport(out, order, text, written)
 
 
-def plot_png(store, view) -> bytes:
-    """Reward and frac_reward_zero_std per step, and accuracy per operation before/after on every evaluated
-    suite (the run's own held-out split when it has none), as PNG bytes."""
-    import io
-
+def plot_figure(store, view):
+    """Reward and frac_reward_zero_std per step, the KL per step, and accuracy per operation before/after on
+    every evaluated suite (the run's own held-out split when it has none), side by side, each with a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = store.steps(view.run.id)
-    ctx_results = store.results(view.run.id)
+    results = store.results(view.run.id)
     sets = metric_names.suites_of(view.metrics) or ["held_out"]
-    fig, axes = plt.subplots(1, 1 + len(sets), figsize=(5 * (1 + len(sets)), 3.6), dpi=80)
-    ax1, bar_axes = axes[0], axes[1:]
+    fig, axes = plt.subplots(1, 2 + len(sets), figsize=(3.9 * (2 + len(sets)), 3.6), dpi=80)
+    curve, kl_ax, bar_axes = axes[0], axes[1], axes[2:]
+    xs = [s for s, _ in steps]
+
+    def series(key):
+        return [float("nan") if m.get(key) is None else m[key] for _, m in steps]
+
     if steps:
-        xs = [s for s, _ in steps]
-        ax1.plot(xs, [m.get("reward", float("nan")) for _, m in steps], label="reward", color="tab:blue")
-        ax1.set_ylabel("train reward")
-        ax1.set_xlabel("step")
-        twin = ax1.twinx()
-        twin.plot(xs, [m.get("frac_reward_zero_std", float("nan")) for _, m in steps], color="tab:orange",
-                  label="frac_reward_zero_std")  # fmt: skip
+        lines = curve.plot(xs, series("reward"), label="reward", color="tab:blue")
+        twin = curve.twinx()
+        lines += twin.plot(xs, series("frac_reward_zero_std"), color="tab:orange", label="frac_reward_zero_std")
         twin.set_ylim(0, 1)
         twin.set_ylabel("frac_reward_zero_std")
-        ax1.set_title("training curve")
+        curve.set_ylabel("train reward")
+        curve.set_xlabel("step")
+        curve.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
     else:
-        ax1.text(0.5, 0.5, "no training steps", ha="center", va="center")
-        ax1.set_axis_off()
-    for ax2, split in zip(bar_axes, sets, strict=True):
-        rows = [r for r in ctx_results if r.split == split and r.dimension in ("overall", "operation")]
+        curve.text(0.5, 0.5, "no training steps", ha="center", va="center")
+        curve.set_axis_off()
+    curve.set_title("training curve")
+    if any(m.get("kl") is not None for _, m in steps):
+        kl_ax.plot(xs, series("kl"), color="tab:purple", label="KL")
+        kl_ax.set_xlabel("step")
+        kl_ax.legend(loc="upper left", fontsize=8)
+    else:
+        kl_ax.text(0.5, 0.5, "no KL logged", ha="center", va="center")
+        kl_ax.set_axis_off()
+    kl_ax.set_title("KL")
+    for ax, split in zip(bar_axes, sets, strict=True):
+        rows = [r for r in results if r.split == split and r.dimension in ("overall", "operation")]
         labels = sorted({"overall" if r.dimension == "overall" else r.grp for r in rows},
                         key=lambda g: (g != "overall", g))  # fmt: skip
         for offset, stage, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
             acc = {("overall" if r.dimension == "overall" else r.grp): r.correct / r.total
                    for r in rows if r.stage == stage and r.total}  # fmt: skip
-            ax2.bar([i + offset for i in range(len(labels))], [acc.get(g, 0) for g in labels], width=0.4,
-                    label=stage, color=color)  # fmt: skip
-        ax2.set_xticks(range(len(labels)), labels)
-        ax2.set_ylim(0, 1)
-        ax2.set_title(f"{split} accuracy")
-        ax2.legend(loc="upper right", fontsize=8)
+            ax.bar([i + offset for i in range(len(labels))], [acc.get(g, 0) for g in labels], width=0.4,
+                   label=stage, color=color)  # fmt: skip
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{split} accuracy")
+        ax.legend(loc="upper right", fontsize=8)
     fig.suptitle(f"{view.run.exp_name} ({view.run.id})", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_png(store, view) -> bytes:
+    """plot_figure as PNG bytes (no timestamp in the metadata, so an unchanged run gives the same bytes)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(store, view)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)

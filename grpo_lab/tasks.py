@@ -96,6 +96,19 @@ _COUNT = re.compile(r"Count the words: ([a-z]+)((?: \1)*)\. Answer: ")
 _COMPARE = re.compile(r"Is (-?\d+) greater than (-?\d+)\? Answer yes or no: ")
 
 
+def task_type_of(prompt: str) -> str:
+    """The task type of a prompt the builders above wrote (arithmetic for any other text).
+
+    Training samples are stored with their prompt but not their task type, and the answer a completion
+    gives depends on it (rewards.extract_answer). tests/test_tasks.py checks this against every builder.
+    """
+    if _COMPARE.fullmatch(prompt):
+        return "comparison"
+    if _COUNT.fullmatch(prompt):
+        return "counting"
+    return "arithmetic"
+
+
 @dataclass(frozen=True)
 class _Space:
     size: int

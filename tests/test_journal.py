@@ -110,7 +110,7 @@ Diagnostics:
 - ⚠️ frac_reward_zero_std 0.70 > 0.5: most groups have identical rewards; raise temperature or num_generations
 - ℹ️ final KL 0.02 outside the seed's 0.5-1.0 range (informational)
 
-![exp_failed failed01: reward, zero-std fraction and accuracy per operation on each suite](assets/failed01.png)
+![exp_failed failed01: reward, zero-std fraction, KL and accuracy per operation on each suite](assets/failed01.png)
 <!-- grpo-lab:end failed01 -->
 """
 
@@ -220,3 +220,37 @@ def test_the_default_template_ships_at_the_top_of_the_repo():
 
     assert (templates_dir() / "default.md.j2").is_file()
     assert Path(__file__).resolve().parent.parent.joinpath("templates", "default.md.j2").is_file()
+
+
+def test_entries_link_to_the_report_beside_the_journal(cli, store, isolated):
+    s, real_id = store
+    assert cli("journal", "render").returncode == 0
+    assert "report.html" not in (isolated / "journal" / "research_journal.md").read_text()
+    assert cli("report", "--out", "journal/report.html").returncode == 0
+    assert cli("journal", "render").returncode == 0
+    text = (isolated / "journal" / "research_journal.md").read_text()
+    for rid in (real_id, "failed01", "interr01"):
+        assert f"[Curves, samples and accuracy of this run in the report](report.html#run={rid})" in text
+
+
+def test_the_plot_has_legends_the_kl_and_every_suite(isolated):
+    from grpo_lab.journal import plot_figure, plot_png
+
+    s = Store(f"sqlite:///{isolated / 'p.db'}")
+    add_run(s, "mixed001", "finished", "2026-01-02T10:00:00+00:00", steps=5)
+    s.record("mixed001", steps=[(6, {"reward": 0.1, "frac_reward_zero_std": 0.5, "kl": 0.3})],
+             results=[("before", "mixed-v1", "overall", "", 10, 100),
+                      ("after", "mixed-v1", "overall", "", 20, 100)])  # fmt: skip
+    results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in s.results("mixed001")]
+    s.finish_run("mixed001", "finished", metrics=compute(s.steps("mixed001"), results, {"arith-v1": 0, "mixed-v1": 0}))
+    view = s.find_run("mixed001")
+    fig = plot_figure(s, view)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["training curve", "KL", "arith-v1 accuracy", "mixed-v1 accuracy"]
+    legends = {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()]
+               for ax in fig.axes if ax.get_legend()}  # fmt: skip
+    assert legends["training curve"] == ["reward", "frac_reward_zero_std"] and legends["KL"] == ["KL"]
+    assert legends["mixed-v1 accuracy"] == ["before", "after"]
+    kl = next(ax for ax in fig.axes if ax.get_title() == "KL").get_lines()[0]
+    assert list(kl.get_xdata()) == [1, 2, 3, 4, 5, 6] and kl.get_ydata()[-1] == 0.3
+    assert plot_png(s, view).startswith(b"\x89PNG")

@@ -21,6 +21,19 @@ def test_mixed_prompts():
     assert tasks.comparison_problem(2, 2).answer == "no"
 
 
+@pytest.mark.parametrize("dataset_type", tasks.DATASET_TYPES)
+def test_task_type_of_a_prompt_inverts_every_builder(dataset_type):
+    from grpo_lab.suites import load_suite, suite_names
+
+    problems = tasks.generate_problems(dataset_type, 200, seed=3)
+    problems += [p for name in suite_names() for p in load_suite(name)]
+    kinds = {"arithmetic", "counting", "comparison"} if dataset_type == "mixed" else {"arithmetic"}
+    assert {p.task_type for p in problems} >= kinds
+    for p in problems:
+        assert tasks.task_type_of(p.prompt) == p.task_type, p.prompt
+    assert tasks.task_type_of("Is it raining? Answer: ") == "arithmetic"
+
+
 def test_arithmetic_dataset_is_unique_within_range_and_uses_all_ops():
     problems = tasks.generate_problems("arithmetic", 500, 0, 20, seed=1)
     assert len({p.prompt for p in problems}) == 500
