@@ -464,8 +464,13 @@ def run_local(db_url: str, run_ids: list[str], parallel: int, log_dir: Path, on_
             on_done(run_id)
         return code
 
-    with ThreadPoolExecutor(max(1, parallel)) as pool:
+    pool = ThreadPoolExecutor(max(1, parallel))
+    try:
         list(pool.map(one, run_ids))
+    except KeyboardInterrupt:  # start nothing more; the workers (Ctrl-C reached them too) record how they ended
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return codes
 
 
