@@ -76,33 +76,34 @@ def db_option():
     return typer.Option(None, "--db", help=DB_HELP, show_default=False)
 
 
-def _open(db: str | None):
+def _open(db: str | None, write: bool = False, create: bool = False):
+    """The store: recording commands (``write``) create it when ``create``, upgrade it and mark crashed runs;
+    the others read it and say what they could not do."""
     from .store.db import open_store
 
-    return open_store(_db_url(db))
+    store = open_store(db, readonly=not write, create=create)
+    _notices(store.notices)
+    return store
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3, after the full store has upgraded the file or marked crashed runs
-    when either is due (opening SQLAlchemy only then keeps compare fast)."""
-    from functools import partial
+    """compare's and runs' row source: plain sqlite3 for a SQLite file (SQLAlchemy only when an upgrade or a
+    crash marking is due), the server's own filtering for PostgreSQL."""
+    from .store import Rows
 
-    from .store import sqlite_read
-
-    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
-    if path is None:
-        raise GrpoLabError("compare works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
-    if not path.exists() or not sqlite_read.ready_to_read(path):
-        _open(db)
-    fetch = partial(sqlite_read.table_rows, path)
-    fetch.has_metric = partial(sqlite_read.has_metric, path)
-    return fetch
+    rows = Rows(db)
+    _notices(rows.notices)
+    return rows
 
 
-def _db_url(db: str | None) -> str | None:
-    if db is None:
-        return None
-    return db if "://" in db else f"sqlite:///{db}"
+def _notices(notices: list[str]) -> None:
+    for notice in notices:
+        typer.echo(f"grpo-lab: note: {notice}", err=True)
+
+
+def _say_if_empty(rows, shown: int) -> None:
+    if not shown and rows.is_empty():
+        _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +146,7 @@ def run(
         return
     if not hypothesis:
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
-    store = _open(db)
+    store = _open(db, write=True, create=True)
 
     from .display import LiveView, generalization_gap, results_table, verdict_text
     from .runner import Intent, quiet_libraries, record_run
@@ -185,11 +186,37 @@ def run(
 def runs(
     db: str = db_option(),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all)."),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
 ):
-    """List recorded runs, newest first."""
-    from .display import console, runs_table
+    """List recorded runs, newest first (as compare does)."""
+    from . import compare as cmp
 
-    console.print(runs_table(_open(db).runs(limit=limit or None)))
+    fmt = _format(fmt)
+    rows = _fetcher(db)
+    table = cmp.runs_table(rows(last=limit or None))
+    _write(table, fmt)
+    _say_if_empty(rows, len(table.rows))
+
+
+def _format(fmt: str | None) -> str:
+    from .compare import FORMATS
+
+    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    if fmt not in FORMATS:
+        raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _write(table, fmt: str, separate: bool = False) -> None:
+    from . import compare as cmp
+
+    if fmt == "table":
+        from rich.console import Console
+
+        Console(highlight=False).print(cmp.to_rich(table))
+    else:
+        writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
+        sys.stdout.write(writer(table) + ("\n" if separate else ""))
 
 
 @app.command()
@@ -209,7 +236,7 @@ def note(
     db: str = db_option(),
 ):
     """Add a result, learning or comment to a run after the fact."""
-    n = _open(db).add_note(run_id, text, kind)
+    n = _open(db, write=True).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
 
@@ -233,7 +260,7 @@ def eval_command(
 
     if batch_size < 1 or max_new_tokens < 1:
         raise GrpoLabError("--batch_size and --max_new_tokens must be at least 1")
-    store = _open(db)
+    store = _open(db, write=True, create=True)
     quiet_libraries()
     view = LiveView()
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
@@ -318,12 +345,11 @@ def compare_command(
     fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
     db: str = db_option(),
 ):
-    """One row per run: the config columns that differ, results, verdict and diagnostics."""
+    """One row per run, newest first (as runs lists them): the config columns that differ, results, verdict and
+    diagnostics."""
     from . import compare as cmp
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
-    if fmt not in cmp.FORMATS:
-        raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
+    fmt = _format(fmt)
     if (baseline or metric) and not group_by_seed:
         raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
     if metric and not baseline:
@@ -336,13 +362,8 @@ def compare_command(
         paired = cmp.paired_table(rows, baseline, metric)
         tables = [table, paired] if fmt in ("table", "md") else [paired]
     for t in tables:
-        if fmt == "table":
-            from .display import console
-
-            console.print(cmp.to_rich(t))
-        else:
-            writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
-            sys.stdout.write(writer(t) + ("\n" if len(tables) > 1 and t is table else ""))
+        _write(t, fmt, separate=len(tables) > 1 and t is table)
+    _say_if_empty(fetch, len(table.rows))
 
 
 @app.command()

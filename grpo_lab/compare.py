@@ -94,6 +94,7 @@ class Table:
     title: str = ""
     notes: list[str] = field(default_factory=list)  # printed under the table in every human format
     marked: set[str] = field(default_factory=set)  # columns whose cells get OLD_MARK on pre-m004 runs
+    changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
 
 
 def _seed_key(row: dict[str, Any]) -> str:
@@ -162,6 +163,31 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     return table
 
 
+RUNS_TITLE = "Runs, newest first"
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    """``grpo-lab runs``: ID, status, name, start, hypothesis, before -> after on the run's own held-out problems,
+    the first suite and the training problems, the final reward, and the verdict."""
+    suites = _suites(rows)[:1]
+    changes = ["held_out", *suites, "train_acc"]
+    flat = []
+    for row in rows:
+        m = row["metrics"]
+        out = {"id": row["id"], "status": row["status"], "name": row["exp_name"], "started": row["started_at"][:16],
+               "hypothesis": row["hypothesis"], "final_reward": m.get("final_reward"), "verdict": row["verdict"],
+               "suites_disjoint": row["suites_disjoint"]}  # fmt: skip
+        for col in changes:
+            out[col], out[f"{col}_before"] = m.get(col), m.get(f"{col}_before")
+        flat.append(out)
+    columns = ["id", "status", "name", "started", "hypothesis", *changes, "final_reward", "verdict"]
+    marked = set(suites)
+    table = Table(columns, flat, set(changes), title=RUNS_TITLE, marked=marked, changes=set(changes))
+    if any(not r["suites_disjoint"] for r in flat) and suites:
+        table.notes.append(OLD_NOTE)
+    return table
+
+
 def _group_by_seed(rows, flat, columns, result_cols):
     out = []
     for pairs in _groups(rows, flat).values():
@@ -185,11 +211,17 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 
 def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
-    """Runs that differ only in seed, in order of first appearance: (raw row, flat row) pairs."""
+    """Runs that differ only in seed, groups in order of first appearance, runs in a group by seed: (raw row,
+    flat row) pairs."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
         groups.setdefault(_seed_key(raw), []).append((raw, row))
-    return groups
+    return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}
+
+
+def _seed_order(raw: dict[str, Any]) -> tuple:
+    seed = raw["config"].get("seed")
+    return (0, seed, raw["id"]) if isinstance(seed, int | float) else (1, str(seed), raw["id"])
 
 
 # --- paired comparison against a baseline group ---------------------------------------------------------------------
@@ -314,6 +346,8 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row.get(col)
     if col == "ci95":
         return _interval(table, row)
+    if col in table.changes:
+        return _change(table, row, col)
     if value is None:
         return "-"
     if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
@@ -336,6 +370,14 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     return str(value) + mark
 
 
+def _change(table: Table, row: dict[str, Any], col: str) -> str:
+    before, after = row.get(f"{col}_before"), row.get(col)
+    if before is None and after is None:
+        return "-"
+    mark = OLD_MARK if col in table.marked and not row.get("suites_disjoint", True) else ""
+    return " -> ".join("-" if v is None else f"{100 * v:.1f}%" for v in (before, after)) + mark
+
+
 def _interval(table: Table, row: dict[str, Any]) -> str:
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is None or high is None:
@@ -349,6 +391,8 @@ def _formatter(table: Table, col: str):
     """A fast formatter for one column of an ungrouped run table (grouped and paired tables use cell)."""
     percent = col in table.percent
     marked = col in table.marked
+    if col in table.changes:
+        return lambda _, row: _change(table, row, col)
 
     def fmt(value: Any, row: dict[str, Any]) -> str:
         if value is None:
@@ -388,6 +432,8 @@ def _raw_columns(table: Table) -> list[str]:
             cols += ["ci_low", "ci_high"]
             continue
         cols.append(c)
+        if c in table.changes:
+            cols.append(f"{c}_before")
         if any(f"{c}_sd" in r for r in table.rows):
             cols.append(f"{c}_sd")
     if "p" in table.columns:
