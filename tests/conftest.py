@@ -21,13 +21,14 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
-def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | None = None):
+def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | None = None, cwd=None):
     """Run the real `grpo-lab` command in a subprocess; ``env`` values of None unset a variable."""
     proc = subprocess.run(
         [sys.executable, "-c", "from grpo_lab.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
         env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},  # None unsets
     )
     if check and proc.returncode != 0:
