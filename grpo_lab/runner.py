@@ -25,6 +25,7 @@ from .evaluation import EvalResult, evaluate
 from .ids import new_run_id
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
 from .store.db import HEARTBEAT_SECONDS, Run, iso, now
+from .store.location import StoreError
 from .suites import load_suite, suite_name
 from .tracking import WandbRun
 from .training import TrainingListener, train
@@ -224,6 +225,9 @@ class StoreRecorder(RunListener):
         predictions = [(stage, result.split, i, p) for i, p in enumerate(result.predictions)]
         self.store.record(self.run_id, results=rows, predictions=predictions)
 
+    def drop_pending(self):
+        self._pending_steps, self._pending_samples = [], []
+
     def flush(self):
         if self._pending_steps or self._pending_samples:
             self.store.record(self.run_id, steps=self._pending_steps, samples=self._pending_samples)
@@ -346,14 +350,33 @@ def record_run(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    recorder.flush()
+    try:
+        recorder.flush()
+    except StoreError as exc:  # a full disk, say: what was pending is lost, how the run ended is still recorded
+        recorder.drop_pending()
+        if status == "finished":
+            status, error, exit_code = "failed", f"StoreError: {exc}", 1
     values = recorder.metrics()
     verdict = criteria.decide(intent.criteria, conditions, values, status)
     train_seconds = outcome.train_seconds if outcome else None
-    store.finish_run(wb.id, status, error, metrics=values, train_seconds=train_seconds, verdict=verdict.status,
-                     verdict_detail=verdict.detail)  # fmt: skip
+    finish_recorded(store, wb.id, status, error, metrics=values, train_seconds=train_seconds,
+                    verdict=verdict.status, verdict_detail=verdict.detail)  # fmt: skip
     tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}, exit_code)
     return RecordedRun(wb.id, status, outcome, wb, error, exit_code, verdict)
+
+
+def finish_recorded(store, run_id: str, status: str, error: str | None, **values) -> None:
+    """Record how a run ended. When the store refuses the whole record (a full disk), record at least the status
+    and the error in the smallest write; when even that fails, say so in one line (StoreError)."""
+    try:
+        store.finish_run(run_id, status, error, **values)
+    except StoreError as exc:
+        try:
+            store.finish_run(run_id, "failed", f"{error + '; ' if error else ''}the store refused its results: {exc}")
+        except StoreError:
+            raise StoreError(
+                f"run {run_id} {status}{f' ({error})' if error else ''}, but the store could not record it: {exc}"
+            ) from None
 
 
 RUN_PREFIX = "run:"
@@ -422,8 +445,8 @@ def record_eval(
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     verdict = criteria.decide(None, None, {}, status)
-    store.finish_run(run_id, status, error, metrics=recorder.metrics(), verdict=verdict.status,
-                     verdict_detail=verdict.detail)  # fmt: skip
+    finish_recorded(store, run_id, status, error, metrics=recorder.metrics(), verdict=verdict.status,
+                    verdict_detail=verdict.detail)  # fmt: skip
     if status != "finished":
         raise GrpoLabError(f"evaluation {run_id} {status}: {error} (recorded in the store)")
     return run_id

@@ -192,3 +192,46 @@ def test_another_user_reads_a_store_from_a_folder_they_may_not_write(cli, shared
     old.chmod(0o644)
     one_line_error(nobody("runs", "--db", str(old)), "needs an upgrade")
     assert digest(old) == digest(FIXTURES / "store_v1.db")
+
+
+@pytest.fixture
+def small_disk():
+    """A real 1 MiB filesystem (tmpfs) to fill up; skipped, saying why, where it cannot be mounted."""
+    folder = Path(tempfile.mkdtemp(prefix="grpo-lab-disk-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True,
+                             text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a small tmpfs to fill ({mounted.stderr.strip() or 'mount failed'})")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+    folder.rmdir()
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the filesystem of ``folder`` up to ``leave`` bytes free."""
+    free = shutil.disk_usage(folder).free
+    (folder / "filler").write_bytes(b"\0" * max(0, free - leave))
+
+
+@pytest.mark.slow
+def test_a_run_on_a_full_disk_records_its_cause_or_says_it(cli, small_disk):
+    """The cause is recorded when any write can still happen; when none can, the one line says so."""
+    from conftest import QUICK_RUN
+
+    path = small_disk / "lab.db"
+    Store(str(path)).close()
+    fill(small_disk, 96 * 1024)  # room for the shared-memory file and the first writes, not for every prediction
+    proc = cli("run", *QUICK_RUN, "--hypothesis", "fills the disk", "--db", str(path), "--output_dir",
+               str(Path(tempfile.gettempdir()) / "grpo-lab-full-disk-out"))  # fmt: skip
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr and last.startswith("grpo-lab: error: run ") and "is full" in last, last
+    (small_disk / "filler").unlink()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    status, error = conn.execute("SELECT status, error FROM run").fetchone()
+    conn.close()
+    if proc.returncode == 1:  # recorded: the run failed, and why
+        assert last.endswith("(recorded in the store)") and status == "failed" and "is full" in error
+    else:  # nothing could be written: the one line is all there is, and the store is intact
+        assert proc.returncode == 2 and "but the store could not record it" in last and status == "running"
