@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import filters, metrics, stats
+from . import diagnostics, filters, metrics, stats
 from .config import config_fields
 from .diagnostics import diagnose
 from .errors import GrpoLabError
@@ -101,9 +101,14 @@ def _seed_key(row: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in row["config"].items() if k not in SEED_INDEPENDENT}, sort_keys=True)
 
 
+def _names(rows: list[dict[str, Any]]) -> list[str]:
+    """Every metric name any row has."""
+    return list(set().union(*(row["metrics"] for row in rows)))
+
+
 def _suites(rows: list[dict[str, Any]]) -> list[str]:
     """The suites any row was evaluated on, built-in ones first, then by name."""
-    found = {s for row in rows for s in metrics.suites_of(row["metrics"])}
+    found = set(metrics.suites_of(_names(rows)))
     return [s for s in SUITES if s in found] + sorted(found - set(SUITES))
 
 
@@ -132,12 +137,12 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
-    suites = _suites(rows)
+    suites, names = _suites(rows), _names(rows)
     suite_cols = []
     for i, suite in enumerate(suites):
         suite_cols.append(metrics.acc(suite))
         if all_columns or i == 0:  # per-operation columns of the first suite; of all with --all-columns
-            groups = sorted({g for row in rows for g in metrics.groups_of(row["metrics"], suite)})
+            groups = metrics.groups_of(names, suite)
             suite_cols += [metrics.acc(suite, g) for g in groups]
     extra = [metrics.overlap(s) for s in suites] + ["held_out_before", "train_acc_before"] if all_columns else []
     result_cols = ["final_reward", "train_acc", "held_out", *suite_cols, "zero_std", *extra, "duration"]
@@ -303,7 +308,8 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
             group_by_seed=False) -> Table:  # fmt: skip
     """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
     on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
-    rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed)
+    names = _needed(fetch, all_columns, sort)
+    rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed, names)
     table = build_table(rows, all_columns, group_by_seed)
     if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
@@ -317,7 +323,24 @@ def _sorts_in_sql(sort, limit, last, group_by_seed) -> bool:
     return bool(limit and field_ and not last and not group_by_seed and field_ in _Fields(lambda _: True))
 
 
-def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False):
+def _needed(fetch, all_columns: bool, sort: str | None) -> list[str] | None:
+    """The metrics a table shows or diagnoses, out of those the store holds (None: every metric)."""
+    if not hasattr(fetch, "metric_names"):
+        return None
+    held = fetch.metric_names()
+    suites = metrics.suites_of(held)
+    needed = {"final_reward", "train_acc", "held_out", "zero_std", *diagnostics.METRICS,
+              *(metrics.overlap(s) for s in suites), *(metrics.acc(s) for s in suites)}  # fmt: skip
+    needed |= {metrics.acc(s, g) for s in suites for g in metrics.groups_of(held, s)}
+    if all_columns:
+        needed |= {"held_out_before", "train_acc_before"}
+    if sort:
+        needed.add(sort.lstrip("-"))
+    return sorted(needed & set(held))
+
+
+def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False,
+               names=None):  # fmt: skip
     conditions = [_store_condition(c) for c in parse_where(where, getattr(fetch, "has_metric", None))]
     order = None
     in_sql = _sorts_in_sql(sort, limit, last, group_by_seed)
@@ -325,7 +348,9 @@ def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limi
         field_ = sort.lstrip("-")
         source, key, _, _ = _store_condition(filters.Condition("exp_name" if field_ == "name" else field_, "=", None))
         order = (source, key, sort.startswith("-"))
-    return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None)
+    if names is None:
+        return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None)
+    return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None, names=names)
 
 
 def sort_rows(table: Table, sort: str) -> list[dict[str, Any]]:

@@ -48,8 +48,8 @@ def test_where_parser_rejects_bad_and_hostile_input(expr, message):
 
 
 def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", lr=5e-5, dataset="arithmetic",
-        name="e", suite=None, **extra):  # fmt: skip
-    config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": 16,
+        name="e", suite=None, generations=16, **extra):  # fmt: skip
+    config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": generations,
               "exp_name": name}  # fmt: skip
     values = {"held_out": held, "train_acc": held + 0.1, "final_reward": held - 0.5, "zero_std": 0.2,
               "arith-v1": held - 0.1 if suite is None else suite, "arith-v1[+]": held + 0.2, "kl_last": 0.7,
@@ -226,3 +226,34 @@ def test_suite_columns_are_named_by_suite_and_held_out_is_the_own_split(store):
     assert [r["id"] for r in cmp.compare(store.fetch, where="arith-v1>0.41").rows] == ["run00002", "run00001"]
     with pytest.raises(GrpoLabError, match="unknown field 'held_ot'"):
         cmp.compare(store.fetch, where="held_ot>0.5")
+
+
+def test_large_selections_fetch_their_metrics_through_the_runs_query(store, monkeypatch):
+    from grpo_lab.store import query
+
+    by_id = cmp.compare(store.fetch, where="beta=0.1", sort="-held_out", limit=2)
+    monkeypatch.setattr(query, "IDS_AT_ONCE", 0)
+    assert cmp.compare(store.fetch, where="beta=0.1", sort="-held_out", limit=2).rows == by_id.rows
+    assert [r["held_out"] for r in by_id.rows] == [0.54, 0.52]
+
+
+def test_only_the_metrics_a_table_needs_are_fetched_and_nothing_shown_changes(store):
+    """compare fetches the metrics it shows or diagnoses; every rule gives the same finding on those alone."""
+    from grpo_lab.diagnostics import RULES, diagnose
+
+    add(store, "diag0001", "2026-03-01T00:00:00+00:00", beta=0.0, held=0.2, zero_std=0.9, reward_max=-1.0,
+        frac_grad_norm_zero=0.9, kl_last=3.0, train_acc=0.9, **{"arith-v1_overlap": 5, "entropy": 0.5})  # fmt: skip
+    add(store, "diag0002", "2026-03-02T00:00:00+00:00", kl_last=3.0, generations=4)
+    everything = cmp.fetch_rows(store.fetch)
+    needed = cmp._needed(store.fetch, all_columns=False, sort=None)
+    assert "entropy" not in needed and "arith-v1[+]" in needed and "arith-v1_overlap" in needed
+    fetched = cmp.fetch_rows(store.fetch, names=needed)
+    assert [r["id"] for r in fetched] == [r["id"] for r in everything]
+    for full, part in zip(everything, fetched, strict=True):
+        assert set(part["metrics"]) == set(full["metrics"]) & set(needed)
+        assert diagnose(full["config"], full["metrics"]) == diagnose(part["config"], part["metrics"])
+    found = {f.code for row in fetched[:2] for f in diagnose(row["config"], row["metrics"])}
+    assert found == {r.code for r in RULES}  # every rule fired on the two runs added here
+    for all_columns in (False, True):
+        shown = cmp.compare(store.fetch, all_columns=all_columns)
+        assert shown.rows == cmp.build_table(everything, all_columns).rows

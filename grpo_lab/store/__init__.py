@@ -32,12 +32,14 @@ class Rows:
             self._rows = partial(sqlite_read.table_rows, path)
             self._has_metric = partial(sqlite_read.has_metric, path)
             self._is_empty = partial(sqlite_read.is_empty, path)
+            self._metric_names = partial(sqlite_read.metric_names, path)
         else:
             from .db import Store
 
             store = Store(self.location, readonly=True)
             self.notices = store.notices
             self._rows, self._has_metric, self._is_empty = store.table_rows, store.has_metric, store.is_empty
+            self._metric_names = store.metric_names
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return self._rows(*args, **kwargs)
@@ -47,3 +49,7 @@ class Rows:
 
     def is_empty(self) -> bool:
         return self._is_empty()
+
+    def metric_names(self) -> list[str]:
+        """Every metric name in the store (compare fetches only those it shows or diagnoses)."""
+        return self._metric_names()

@@ -612,6 +612,32 @@ class Store:
             s.add(run)
             s.commit()
 
+    def load_runs(self, records: Iterable[tuple[Run, list, list, dict[str, float]]], batch: int = 500) -> int:
+        """Insert complete runs in bulk, ``batch`` runs per transaction: each record is (run row, curve as
+        (step, metrics) pairs, results as (stage, split, dimension, group, correct, total), metrics). For
+        benchmarks and for copying runs between stores; returns how many runs were written."""
+        count, chunk = 0, []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == batch:
+                count += self._load(chunk)
+                chunk = []
+        return count + (self._load(chunk) if chunk else 0)
+
+    def _load(self, chunk) -> int:
+        runs, steps, results, values = [], [], [], []
+        for run, curve, rows, metrics in chunk:
+            runs.append(run.model_dump())
+            steps += [{"run_id": run.id, "step": st, "metrics": json.dumps(m)} for st, m in curve]
+            results += [{"run_id": run.id, "stage": st, "split": sp, "dimension": d, "grp": g, "correct": c,
+                         "total": t} for st, sp, d, g, c, t in rows]  # fmt: skip
+            values += [{"run_id": run.id, "name": k, "value": v} for k, v in metrics.items()]
+        with self.engine.begin() as conn:
+            for table, rows_ in ((Run, runs), (Step, steps), (Result, results), (Metric, values)):
+                if rows_:
+                    conn.execute(insert(table), rows_)
+        return len(chunk)
+
     def add_note(self, run_id: str, text_: str, kind: str = "comment") -> Note:
         if kind not in NOTE_KINDS:
             raise GrpoLabError(f"--kind {kind!r} is not one of: {', '.join(NOTE_KINDS)}")
@@ -686,12 +712,19 @@ class Store:
             return list(s.exec(select(Note).where(Note.run_id == run_id).order_by(Note.seq)).all())
 
     # -- compare's and runs' rows, filtered and sorted in the database (see query.py) --
-    def table_rows(self, conditions=(), ids=None, tag=None, last=None, order=None, limit=None) -> list[dict]:
-        sql, params = query.runs_query(self.engine.dialect.name, conditions, ids, tag, last, order, limit)
+    def table_rows(self, conditions=(), ids=None, tag=None, last=None, order=None, limit=None,
+                   names=None) -> list[dict]:  # fmt: skip
+        dialect = self.engine.dialect.name
+        sql, params = query.runs_query(dialect, conditions, ids, tag, last, order, limit)
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
-            metric_rows = conn.exec_driver_sql(query.metrics_query(sql), tuple(params)).fetchall() if rows else []
+            metrics_sql, metric_params = query.metrics_query(dialect, sql, params, [r[0] for r in rows], names)
+            metric_rows = conn.exec_driver_sql(metrics_sql, tuple(metric_params)).fetchall() if rows else []
         return query.decode(rows, metric_rows)
+
+    def metric_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql(query.METRIC_NAMES)]
 
     def has_metric(self, name: str) -> bool:
         with self.session() as s:

@@ -77,15 +77,17 @@ def runs_query(
 ) -> tuple[str, list[Any]]:
     """The SELECT of TABLE_COLUMNS for these filters, and its parameters (``?`` for SQLite, ``%s`` for psycopg)."""
     q = _Builder(dialect)
+    sql = f"SELECT {', '.join('run.' + c for c in TABLE_COLUMNS)} FROM run"
+    if order is not None and order[0] == "metric":  # one key lookup per run, however it is sorted
+        sql += f" LEFT JOIN metric AS sorted_by ON sorted_by.run_id = run.id AND sorted_by.name = {q.bind(order[1])}"
     clauses = []
     for source, key, op, value in conditions:
         if op not in OPERATORS:
             raise StoreError(f"unknown operator {op!r}")
         expr = q.field(source, key, value)
         clause = f"{expr} {op} {q.bind(value)}"
-        if (
-            source == "config" and dialect == "sqlite"
-        ):  # SQLite holds any text greater than any number: keep types apart
+        if source == "config" and dialect == "sqlite":
+            # SQLite orders every text above every number: compare a number with numbers, a word with text
             kinds = "'text'" if isinstance(value, str) else "'integer', 'real'"
             clause = f"({clause} AND typeof({q.field(source, key)}) IN ({kinds}))"
         clauses.append(clause)
@@ -93,12 +95,13 @@ def runs_query(
         clauses.append("(" + " OR ".join(f"run.id LIKE {q.bind(_like(i) + '%')} ESCAPE '\\'" for i in ids) + ")")
     if tag is not None:
         clauses.append(f"run.tags LIKE {q.bind('%' + _like(json.dumps(tag)) + '%')} ESCAPE '\\'")
-    sql = f"SELECT {', '.join('run.' + c for c in TABLE_COLUMNS)} FROM run"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     if order is not None:
-        first = q.field(order[0], order[1], sorting=True)
-        again = q.field(order[0], order[1], sorting=True)
+        if order[0] == "metric":
+            first = again = "sorted_by.value"
+        else:
+            first, again = q.field(order[0], order[1], sorting=True), q.field(order[0], order[1], sorting=True)
         sql += f" ORDER BY ({first}) IS NULL, {again} {'DESC' if order[2] else 'ASC'}, run.started_at DESC, run.id"
     else:
         sql += " ORDER BY run.started_at DESC, run.id"
@@ -107,9 +110,36 @@ def runs_query(
     return sql, q.params
 
 
-def metrics_query(runs_sql: str) -> str:
-    """The metrics of the runs ``runs_sql`` selects (same parameters)."""
-    return f"SELECT run_id, name, value FROM metric WHERE run_id IN (SELECT id FROM ({runs_sql}) AS selected)"
+IDS_AT_ONCE = 500  # selections up to this size fetch their metrics by ID; larger ones through the runs query
+
+
+def metrics_query(
+    dialect: str, runs_sql: str, runs_params: list[Any], ids: Sequence[str], names: Sequence[str] | None = None
+) -> tuple[str, list[Any]]:
+    """The metrics of the runs ``ids`` (which ``runs_sql`` selected), only those named in ``names`` when given;
+    found through the (run_id, name) key, whatever the number of names."""
+    ph = "?" if dialect == "sqlite" else "%s"
+    if len(ids) <= IDS_AT_ONCE:
+        sql, params = (
+            f"SELECT run_id, name, value FROM metric WHERE run_id IN ({', '.join(ph for _ in ids)})",
+            list(ids),
+        )
+    else:
+        sql = f"SELECT run_id, name, value FROM metric WHERE run_id IN (SELECT id FROM ({runs_sql}) AS selected)"
+        params = list(runs_params)
+    if names is None:
+        return sql, params
+    names = sorted(names)
+    if dialect == "postgresql":
+        return sql + " AND name = ANY(%s)", [*params, names]
+    return sql + f" AND +name IN ({', '.join('?' for _ in names)})", params + names  # "+": not the (name, value) index
+
+
+# Every distinct metric name, one index seek per name (a loose index scan on (name, value)), in both databases.
+METRIC_NAMES = """WITH RECURSIVE names(name) AS (
+    SELECT MIN(name) FROM metric
+    UNION ALL SELECT (SELECT MIN(m.name) FROM metric m WHERE m.name > names.name) FROM names WHERE name IS NOT NULL
+) SELECT name FROM names WHERE name IS NOT NULL"""
 
 
 def decode(rows: Sequence[Sequence[Any]], metric_rows) -> list[dict[str, Any]]:

@@ -241,14 +241,16 @@ def table_rows(
     last: int | None = None,
     order: tuple[str, str, bool] | None = None,
     limit: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs as dicts with their ``config`` decoded and their ``metrics``, filtered and sorted in SQL with bound
-    values (query.runs_query says how), newest first unless ``order`` says otherwise."""
+    """Runs as dicts with their ``config`` decoded and their ``metrics`` (those in ``names``, when given), filtered
+    and sorted in SQL with bound values (query.runs_query says how), newest first unless ``order`` says otherwise."""
     sql, params = query.runs_query("sqlite", conditions, ids, tag, last, order, limit)
     conn = connect_read(path)
     try:
         rows = conn.execute(sql, params).fetchall()
-        metric_rows = conn.execute(query.metrics_query(sql), params).fetchall() if rows else []
+        metrics_sql, metric_params = query.metrics_query("sqlite", sql, params, [r[0] for r in rows], names)
+        metric_rows = conn.execute(metrics_sql, metric_params).fetchall() if rows else []
     except sqlite3.Error as exc:
         raise explain(exc, path) or exc from None
     finally:
@@ -270,6 +272,17 @@ def _scalar(path: Path, sql: str, params: Sequence[Any] = ()) -> Any:
 def has_metric(path: Path, name: str) -> bool:
     """Whether any run in the store has a metric of this name (an index lookup)."""
     return _scalar(path, "SELECT 1 FROM metric WHERE name = ? LIMIT 1", (name,)) is not None
+
+
+def metric_names(path: Path) -> list[str]:
+    """Every metric name in the store."""
+    conn = connect_read(path)
+    try:
+        return [r[0] for r in conn.execute(query.METRIC_NAMES)]
+    except sqlite3.Error as exc:
+        raise explain(exc, path) or exc from None
+    finally:
+        conn.close()
 
 
 def is_empty(path: Path) -> bool:
