@@ -69,7 +69,7 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
-DB_HELP = "The store: a SQLite file or any SQLAlchemy URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
+DB_HELP = "The store: a SQLite file, or a postgresql://USER@HOST/DB URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
 
 
 def db_option():

@@ -714,13 +714,9 @@ class Store:
     # -- compare's and runs' rows, filtered and sorted in the database (see query.py) --
     def table_rows(self, conditions=(), ids=None, tag=None, last=None, order=None, limit=None,
                    names=None) -> list[dict]:  # fmt: skip
-        dialect = self.engine.dialect.name
-        sql, params = query.runs_query(dialect, conditions, ids, tag, last, order, limit)
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
-            metrics_sql, metric_params = query.metrics_query(dialect, sql, params, [r[0] for r in rows], names)
-            metric_rows = conn.exec_driver_sql(metrics_sql, tuple(metric_params)).fetchall() if rows else []
-        return query.decode(rows, metric_rows)
+            return query.table_rows(self.engine.dialect.name, lambda sql, p: conn.exec_driver_sql(sql, tuple(p)).all(),
+                                    conditions, ids, tag, last, order, limit, names)  # fmt: skip
 
     def metric_names(self) -> list[str]:
         with self.engine.connect() as conn:

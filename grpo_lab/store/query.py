@@ -12,7 +12,7 @@ Config values compare by type on both databases where it matters: a number with 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .location import StoreError
@@ -74,10 +74,13 @@ def runs_query(
     last: int | None = None,
     order: tuple[str, str, bool] | None = None,
     limit: int | None = None,
+    pivot: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
-    """The SELECT of TABLE_COLUMNS for these filters, and its parameters (``?`` for SQLite, ``%s`` for psycopg)."""
+    """The SELECT of TABLE_COLUMNS, then one column per metric named in ``pivot``, for these filters, and its
+    parameters (``?`` for SQLite, ``%s`` for psycopg)."""
     q = _Builder(dialect)
-    sql = f"SELECT {', '.join('run.' + c for c in TABLE_COLUMNS)} FROM run"
+    columns = [f"run.{c}" for c in TABLE_COLUMNS] + [q.field("metric", name) for name in pivot]
+    sql = f"SELECT {', '.join(columns)} FROM run"
     if order is not None and order[0] == "metric":  # one key lookup per run, however it is sorted
         sql += f" LEFT JOIN metric AS sorted_by ON sorted_by.run_id = run.id AND sorted_by.name = {q.bind(order[1])}"
     clauses = []
@@ -142,17 +145,44 @@ METRIC_NAMES = """WITH RECURSIVE names(name) AS (
 ) SELECT name FROM names WHERE name IS NOT NULL"""
 
 
-def decode(rows: Sequence[Sequence[Any]], metric_rows) -> list[dict[str, Any]]:
-    """Rows of TABLE_COLUMNS as dicts with ``config`` decoded and ``metrics`` ({name: value}) attached."""
+def table_rows(
+    dialect: str,
+    execute: Callable[[str, list[Any]], Sequence[Sequence[Any]]],
+    conditions: Sequence[Condition] = (),
+    ids: Sequence[str] | None = None,
+    tag: str | None = None,
+    last: int | None = None,
+    order: tuple[str, str, bool] | None = None,
+    limit: int | None = None,
+    names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs as dicts with their ``config`` decoded and their ``metrics`` (only those in ``names``, when given);
+    ``execute(sql, params)`` runs a query on the store. Every run of a large selection gets its named metrics
+    as columns of the one query (one key lookup each); a top-N selection gets them afterwards, by ID."""
+    pivot = sorted(names) if names is not None and not (last or limit) else []
+    sql, params = runs_query(dialect, conditions, ids, tag, last, order, limit, pivot)
+    rows = execute(sql, params)
+    metric_rows: Sequence[Sequence[Any]] = []
+    if rows and not pivot:
+        metric_rows = execute(*metrics_query(dialect, sql, params, [r[0] for r in rows], names))
+    return decode(rows, metric_rows, pivot)
+
+
+def decode(rows: Sequence[Sequence[Any]], metric_rows=(), pivot: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of TABLE_COLUMNS (then the ``pivot`` metrics) as dicts with ``config`` decoded and ``metrics``
+    ({name: value}) attached, from the pivot columns or from (run_id, name, value) rows."""
     metrics: dict[str, dict[str, float]] = {}
     for run_id, name, value in metric_rows:
         metrics.setdefault(run_id, {})[name] = value
-    loads = json.loads
+    loads, n = json.loads, len(TABLE_COLUMNS)
     out = []
     for row in rows:
-        d = dict(zip(TABLE_COLUMNS, row, strict=True))
+        d = dict(zip(TABLE_COLUMNS, row[:n], strict=True))
         d["config"] = loads(d["config"])
         d["suites_disjoint"] = bool(d["suites_disjoint"])
-        d["metrics"] = metrics.get(d["id"], {})
+        if pivot:
+            d["metrics"] = {name: v for name, v in zip(pivot, row[n:], strict=True) if v is not None}
+        else:
+            d["metrics"] = metrics.get(d["id"], {})
         out.append(d)
     return out

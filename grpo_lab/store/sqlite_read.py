@@ -244,18 +244,15 @@ def table_rows(
     names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Runs as dicts with their ``config`` decoded and their ``metrics`` (those in ``names``, when given), filtered
-    and sorted in SQL with bound values (query.runs_query says how), newest first unless ``order`` says otherwise."""
-    sql, params = query.runs_query("sqlite", conditions, ids, tag, last, order, limit)
+    and sorted in SQL with bound values (query.py says how), newest first unless ``order`` says otherwise."""
     conn = connect_read(path)
     try:
-        rows = conn.execute(sql, params).fetchall()
-        metrics_sql, metric_params = query.metrics_query("sqlite", sql, params, [r[0] for r in rows], names)
-        metric_rows = conn.execute(metrics_sql, metric_params).fetchall() if rows else []
+        return query.table_rows("sqlite", lambda sql, p: conn.execute(sql, p).fetchall(), conditions, ids, tag,
+                                last, order, limit, names)  # fmt: skip
     except sqlite3.Error as exc:
         raise explain(exc, path) or exc from None
     finally:
         conn.close()
-    return query.decode(rows, metric_rows)
 
 
 def _scalar(path: Path, sql: str, params: Sequence[Any] = ()) -> Any:
