@@ -80,6 +80,18 @@ def test_a_new_store_gets_every_migration_and_matches_the_models(backend):
     store.close()
 
 
+def test_a_store_opens_again_from_its_url_and_shows_no_password(backend):
+    store = Store(backend.db)
+    make_run(store)
+    again = Store(store.url)  # a worker process opens the store its parent names
+    assert again.find_run("abcd1234").run.id == "abcd1234"
+    if backend.name == "postgresql":
+        password = backend.db.split(":")[2].split("@")[0]
+        assert password in store.url and password not in str(store.location)
+    again.close()
+    store.close()
+
+
 def test_a_closed_sqlite_store_is_left_in_rollback_journal_mode(tmp_path):
     """WAL while it is written; the last writer to close checkpoints it and leaves a plain file behind."""
     path = tmp_path / "s.db"

@@ -490,8 +490,9 @@ class Store:
 
     @property
     def url(self) -> str:
-        """Where the store is, with any password left out (for messages)."""
-        return str(self.location)
+        """What opens this same store again (``Store(store.url)``, in a worker, say): the file's path, or the URL
+        with its password. Never print it: ``str(store.location)`` is the form for messages."""
+        return str(self.location.path) if self.location.path is not None else self.location.url
 
     def _check_file(self, path, create: bool) -> None:
         if not path.exists():
