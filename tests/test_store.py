@@ -277,3 +277,16 @@ def test_compare_marks_a_dead_run_crashed(cli, backend):
     assert proc.returncode == 0, proc.stderr
     assert "dead0001" in proc.stdout and "crashed" in proc.stdout
     assert backend.sql("SELECT status FROM run") == [("crashed",)]
+
+
+def test_a_password_recorded_by_an_older_grpo_lab_is_never_shown(cli, backend):
+    store = Store(backend.db)
+    make_run(store, command="grpo-lab run --db postgresql://me:hunter2@db/lab", resolved_command="grpo-lab run",
+             environment=json.dumps({"GRPO_LAB_DB": "postgresql://me:hunter2@db/lab"}))  # fmt: skip
+    store.close()
+    view = Store(backend.db, readonly=True).find_run("abcd1234")
+    assert view.run.command == "grpo-lab run --db postgresql://me@db/lab"
+    assert view.environment == {"GRPO_LAB_DB": "postgresql://me@db/lab"}
+    for command in (["show", "abcd1234"], ["journal", "render", "--stdout"]):
+        proc = cli(*command, "--db", backend.db, env={"COLUMNS": "250"})
+        assert proc.returncode == 0 and "postgresql://me@db/lab" in proc.stdout and "hunter2" not in proc.stdout
