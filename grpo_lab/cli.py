@@ -71,56 +71,60 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
-DB_HELP = "The store: a SQLite file or any SQLAlchemy URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
+DB_HELP = "The store: a SQLite file, or a postgresql://USER@HOST/DB URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
 
 
 def db_option():
     return typer.Option(None, "--db", help=DB_HELP, show_default=False)
 
 
-def _open(db: str | None):
+def _open(db: str | None, write: bool = False, create: bool = False):
+    """The store: recording commands (``write``) create it when ``create``, upgrade it and mark crashed runs;
+    the others read it and say what they could not do."""
     from .store.db import open_store
 
-    return open_store(_db_url(db))
+    store = open_store(db, readonly=not write, create=create)
+    _notices(store.notices)
+    return store
 
 
 def _store_exists(db: str | None) -> bool:
-    from .store import sqlite_read
+    from .store.location import locate
 
-    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
+    path = locate(db).path
     return path is None or path.exists()
 
 
 def _fetcher(db: str | None):
-    """compare's row source: plain sqlite3 over the store file (see _ready_sqlite), and whether it holds a metric."""
-    from functools import partial
+    """compare's and runs' row source: plain sqlite3 for a SQLite file (SQLAlchemy only when an upgrade or a
+    crash marking is due), the server's own filtering for PostgreSQL."""
+    from .store import Rows
 
-    from .store import sqlite_read
+    rows = Rows(db)
+    _notices(rows.notices)
+    return rows
 
-    path = _ready_sqlite(db, "compare")
-    fetch = partial(sqlite_read.table_rows, path)
-    fetch.has_metric = partial(sqlite_read.has_metric, path)
-    fetch.find_sweep = partial(sqlite_read.find_sweep, path)
-    return fetch
+
+def _notices(notices: list[str]) -> None:
+    for notice in notices:
+        typer.echo(f"grpo-lab: note: {notice}", err=True)
+
+
+def _say_if_empty(rows, shown: int) -> None:
+    if not shown and rows.is_empty():
+        _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
 
 
 def _ready_sqlite(db: str | None, command: str):
-    """The store's SQLite file, after the full store has upgraded it or marked crashed runs when either is due
-    (opening SQLAlchemy only then keeps compare and report fast)."""
-    from .store import sqlite_read
+    """The store's SQLite file, upgraded or with crashed runs marked when either is due and allowed (the report
+    reads the file itself)."""
+    from .store import Rows
 
-    path = sqlite_read.sqlite_path(_db_url(db) or sqlite_read.default_url())
-    if path is None:
+    rows = Rows(db)
+    if rows.location.path is None:
         raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
-    if not path.exists() or not sqlite_read.ready_to_read(path):
-        _open(db)
-    return path
-
-
-def _db_url(db: str | None) -> str | None:
-    if db is None:
-        return None
-    return db if "://" in db else f"sqlite:///{db}"
+    _notices(rows.notices)
+    return rows.location.path
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -167,7 +171,7 @@ def run(
         return
     if not hypothesis:
         raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
-    store = _open(db)
+    store = _open(db, write=True, create=True)
 
     from .display import LiveView
     from .runner import Intent, quiet_libraries, record_run
@@ -230,7 +234,7 @@ def resume(
     from .tracking import choose_mode
 
     mode = choose_mode(wandb) if wandb else None
-    store = _open(db)
+    store = _open(db, write=True)
     if launch.world_size() == 1:
         run, config, checkpoint, _ = resumable(store, run_id)  # a one-line error before anything starts
         processes = config.num_processes or 1
@@ -255,11 +259,37 @@ def resume(
 def runs(
     db: str = db_option(),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all)."),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
 ):
-    """List recorded runs, newest first."""
-    from .display import console, runs_table
+    """List recorded runs, newest first (as compare does)."""
+    from . import compare as cmp
 
-    console.print(runs_table(_open(db).runs(limit=limit or None)))
+    fmt = _format(fmt)
+    rows = _fetcher(db)
+    table = cmp.runs_table(rows(last=limit or None))
+    _write(table, fmt)
+    _say_if_empty(rows, len(table.rows))
+
+
+def _format(fmt: str | None) -> str:
+    from .compare import FORMATS
+
+    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    if fmt not in FORMATS:
+        raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _write(table, fmt: str, separate: bool = False) -> None:
+    from . import compare as cmp
+
+    if fmt == "table":
+        from rich.console import Console
+
+        Console(highlight=False).print(cmp.to_rich(table))
+    else:
+        writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
+        sys.stdout.write(writer(table) + ("\n" if separate else ""))
 
 
 @app.command()
@@ -279,7 +309,7 @@ def note(
     db: str = db_option(),
 ):
     """Add a result, learning or comment to a run after the fact."""
-    n = _open(db).add_note(run_id, text, kind)
+    n = _open(db, write=True).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
 
@@ -303,7 +333,7 @@ def eval_command(
 
     if batch_size < 1 or max_new_tokens < 1:
         raise GrpoLabError("--batch_size and --max_new_tokens must be at least 1")
-    store = _open(db)
+    store = _open(db, write=True, create=True)
     quiet_libraries()
     view = LiveView()
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
@@ -396,12 +426,11 @@ def compare_command(
     fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
     db: str = db_option(),
 ):
-    """One row per run: the config columns that differ, results, verdict and diagnostics."""
+    """One row per run, newest first (as runs lists them): the config columns that differ, results, verdict and
+    diagnostics."""
     from . import compare as cmp
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
-    if fmt not in cmp.FORMATS:
-        raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
+    fmt = _format(fmt)
     if (baseline or metric) and not (group_by_seed or sweep):
         raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
     if metric and not (baseline or sweep):
@@ -423,13 +452,8 @@ def compare_command(
             paired = sw.paired_with_verdicts(rows, record, metric)
         tables = [table, paired] if fmt in ("table", "md") else [paired]
     for t in tables:
-        if fmt == "table":
-            from .display import console
-
-            console.print(cmp.to_rich(t))
-        else:
-            writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
-            sys.stdout.write(writer(t) + ("\n" if len(tables) > 1 and t is table else ""))
+        _write(t, fmt, separate=len(tables) > 1 and t is table)
+    _say_if_empty(fetch, len(table.rows))
 
 
 @app.command()
@@ -533,7 +557,7 @@ def sweep(
     if word == "work":  # a worker process of the local executor
         if len(target) != 2:
             raise GrpoLabError("usage: grpo-lab sweep work RUN_ID")
-        raise SystemExit(sw.work(_db_url(db), target[1], wandb))
+        raise SystemExit(sw.work(db, target[1], wandb))
     if word == "list":
         return _sweep_list(_open(db))
     if word == "status":
@@ -560,7 +584,7 @@ def sweep(
     if word == "resume":
         if len(target) != 2:
             raise GrpoLabError("usage: grpo-lab sweep resume ID (a sweep ID, prefix or name)")
-        store = _open(db)
+        store = _open(db, write=True)
         record = store.find_sweep(target[1])
         spec, source = sw.from_record(record.spec), record.source
     elif target:
@@ -605,7 +629,7 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
                       f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip
         return
     mode = choose_mode(wandb)
-    store = _open(db)
+    store = _open(db, write=True, create=True)
     queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode)
     sweep_row = queued.sweep
     verb = "recorded" if queued.new else "resumed"

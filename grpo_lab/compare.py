@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import filters, metrics, stats
+from . import diagnostics, filters, metrics, stats
 from .config import config_fields
 from .diagnostics import diagnose
 from .errors import GrpoLabError
@@ -94,15 +94,21 @@ class Table:
     title: str = ""
     notes: list[str] = field(default_factory=list)  # printed under the table in every human format
     marked: set[str] = field(default_factory=set)  # columns whose cells get OLD_MARK on pre-m004 runs
+    changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
 
 
 def _seed_key(row: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in row["config"].items() if k not in SEED_INDEPENDENT}, sort_keys=True)
 
 
+def _names(rows: list[dict[str, Any]]) -> list[str]:
+    """Every metric name any row has."""
+    return list(set().union(*(row["metrics"] for row in rows)))
+
+
 def _suites(rows: list[dict[str, Any]]) -> list[str]:
     """The suites any row was evaluated on, built-in ones first, then by name."""
-    found = {s for row in rows for s in metrics.suites_of(row["metrics"])}
+    found = set(metrics.suites_of(_names(rows)))
     return [s for s in SUITES if s in found] + sorted(found - set(SUITES))
 
 
@@ -131,12 +137,12 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
-    suites = _suites(rows)
+    suites, names = _suites(rows), _names(rows)
     suite_cols = []
     for i, suite in enumerate(suites):
         suite_cols.append(metrics.acc(suite))
         if all_columns or i == 0:  # per-operation columns of the first suite; of all with --all-columns
-            groups = sorted({g for row in rows for g in metrics.groups_of(row["metrics"], suite)})
+            groups = metrics.groups_of(names, suite)
             suite_cols += [metrics.acc(suite, g) for g in groups]
     extra = [metrics.overlap(s) for s in suites] + ["held_out_before", "train_acc_before"] if all_columns else []
     result_cols = ["final_reward", "train_acc", "held_out", *suite_cols, "zero_std", *extra, "duration"]
@@ -158,6 +164,31 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     if group_by_seed:
         table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
     if any(not r["suites_disjoint"] for r in table.rows) and suites:
+        table.notes.append(OLD_NOTE)
+    return table
+
+
+RUNS_TITLE = "Runs, newest first"
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    """``grpo-lab runs``: ID, status, name, start, hypothesis, before -> after on the run's own held-out problems,
+    the first suite and the training problems, the final reward, and the verdict."""
+    suites = _suites(rows)[:1]
+    changes = ["held_out", *suites, "train_acc"]
+    flat = []
+    for row in rows:
+        m = row["metrics"]
+        out = {"id": row["id"], "status": row["status"], "name": row["exp_name"], "started": row["started_at"][:16],
+               "hypothesis": row["hypothesis"], "final_reward": m.get("final_reward"), "verdict": row["verdict"],
+               "suites_disjoint": row["suites_disjoint"]}  # fmt: skip
+        for col in changes:
+            out[col], out[f"{col}_before"] = m.get(col), m.get(f"{col}_before")
+        flat.append(out)
+    columns = ["id", "status", "name", "started", "hypothesis", *changes, "final_reward", "verdict"]
+    marked = set(suites)
+    table = Table(columns, flat, set(changes), title=RUNS_TITLE, marked=marked, changes=set(changes))
+    if any(not r["suites_disjoint"] for r in flat) and suites:
         table.notes.append(OLD_NOTE)
     return table
 
@@ -185,11 +216,17 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 
 def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
-    """Runs that differ only in seed, in order of first appearance: (raw row, flat row) pairs."""
+    """Runs that differ only in seed, groups in order of first appearance, runs in a group by seed: (raw row,
+    flat row) pairs."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
         groups.setdefault(_seed_key(raw), []).append((raw, row))
-    return groups
+    return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}
+
+
+def _seed_order(raw: dict[str, Any]) -> tuple:
+    seed = raw["config"].get("seed")
+    return (0, seed, raw["id"]) if isinstance(seed, int | float) else (1, str(seed), raw["id"])
 
 
 # --- paired comparison against a baseline group ---------------------------------------------------------------------
@@ -271,7 +308,8 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
             group_by_seed=False) -> Table:  # fmt: skip
     """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
     on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
-    rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed)
+    names = _needed(fetch, all_columns, sort)
+    rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed, names)
     table = build_table(rows, all_columns, group_by_seed)
     if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
@@ -285,7 +323,24 @@ def _sorts_in_sql(sort, limit, last, group_by_seed) -> bool:
     return bool(limit and field_ and not last and not group_by_seed and field_ in _Fields(lambda _: True))
 
 
-def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False):
+def _needed(fetch, all_columns: bool, sort: str | None) -> list[str] | None:
+    """The metrics a table shows or diagnoses, out of those the store holds (None: every metric)."""
+    if not hasattr(fetch, "metric_names"):
+        return None
+    held = fetch.metric_names()
+    suites = metrics.suites_of(held)
+    needed = {"final_reward", "train_acc", "held_out", "zero_std", *diagnostics.METRICS,
+              *(metrics.overlap(s) for s in suites), *(metrics.acc(s) for s in suites)}  # fmt: skip
+    needed |= {metrics.acc(s, g) for s in suites for g in metrics.groups_of(held, s)}
+    if all_columns:
+        needed |= {"held_out_before", "train_acc_before"}
+    if sort:
+        needed.add(sort.lstrip("-"))
+    return sorted(needed & set(held))
+
+
+def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False,
+               names=None):  # fmt: skip
     conditions = [_store_condition(c) for c in parse_where(where, getattr(fetch, "has_metric", None))]
     order = None
     in_sql = _sorts_in_sql(sort, limit, last, group_by_seed)
@@ -293,7 +348,9 @@ def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limi
         field_ = sort.lstrip("-")
         source, key, _, _ = _store_condition(filters.Condition("exp_name" if field_ == "name" else field_, "=", None))
         order = (source, key, sort.startswith("-"))
-    return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None)
+    if names is None:
+        return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None)
+    return fetch(conditions, ids or None, tag, last, order, limit if in_sql else None, names=names)
 
 
 def sort_rows(table: Table, sort: str) -> list[dict[str, Any]]:
@@ -314,6 +371,8 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row.get(col)
     if col == "ci95":
         return _interval(table, row)
+    if col in table.changes:
+        return _change(table, row, col)
     if value is None:
         return "-"
     if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
@@ -336,6 +395,14 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     return str(value) + mark
 
 
+def _change(table: Table, row: dict[str, Any], col: str) -> str:
+    before, after = row.get(f"{col}_before"), row.get(col)
+    if before is None and after is None:
+        return "-"
+    mark = OLD_MARK if col in table.marked and not row.get("suites_disjoint", True) else ""
+    return " -> ".join("-" if v is None else f"{100 * v:.1f}%" for v in (before, after)) + mark
+
+
 def _interval(table: Table, row: dict[str, Any]) -> str:
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is None or high is None:
@@ -349,6 +416,8 @@ def _formatter(table: Table, col: str):
     """A fast formatter for one column of an ungrouped run table (grouped and paired tables use cell)."""
     percent = col in table.percent
     marked = col in table.marked
+    if col in table.changes:
+        return lambda _, row: _change(table, row, col)
 
     def fmt(value: Any, row: dict[str, Any]) -> str:
         if value is None:
@@ -388,6 +457,8 @@ def _raw_columns(table: Table) -> list[str]:
             cols += ["ci_low", "ci_high"]
             continue
         cols.append(c)
+        if c in table.changes:
+            cols.append(f"{c}_before")
         if any(f"{c}_sd" in r for r in table.rows):
             cols.append(f"{c}_sd")
     if "p" in table.columns:

@@ -106,6 +106,9 @@ def _contaminated(config, values):
     return None
 
 
+# The metrics the rules read (with SUITE_overlap of every suite), so that compare fetches no others.
+METRICS = ("zero_std", "reward_max", "steps", "frac_grad_norm_zero", "kl_last", "train_acc", "held_out")
+
 RULES = (
     Rule("zero-std", "warning", _zero_std),
     Rule("reward-stuck", "warning", _reward_stuck),

@@ -165,27 +165,6 @@ def change(values: dict, key: str) -> str:
     return f"{pct(before)} -> {pct(after)}"
 
 
-def runs_table(views) -> Table:
-    suites = list(dict.fromkeys(s for v in views for s in metric_names.suites_of(v.metrics)))[:1]
-    table = Table(title="Runs, newest first")
-    columns = ("id", "status", "name", "started", "hypothesis", "held_out", *suites, "train_acc", "final_reward",
-               "verdict")  # fmt: skip
-    for col in columns:
-        table.add_column(esc(col), no_wrap=col in ("id", "status"), overflow="fold")
-    for v in views:
-        r, m = v.run, v.metrics
-        reward = m.get("final_reward")
-        old = "" if r.suites_disjoint else " †"
-        table.add_row(
-            r.id, status_text(r.status), esc(r.exp_name), short_time(r.started_at), esc((r.hypothesis or "")[:60]),
-            change(m, "held_out"), *(change(m, s) + old for s in suites), change(m, "train_acc"),
-            "-" if reward is None else f"{reward:+.3f}", r.verdict or "-",
-        )  # fmt: skip
-    if any(not v.run.suites_disjoint for v in views) and suites:
-        table.caption = f"† {OLD_RUN_NOTE}"
-    return table
-
-
 def results_table(results, title: str = "Greedy accuracy, before -> after training") -> Table:
     """Stored results (rows of stage/split/dimension/grp/correct/total) as before -> after per split and group.
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .store.db import HEARTBEAT_SECONDS
+from .store.location import StoreError
 from .store.sqlite_read import pid_alive
 
 MAIN_GONE_POLL_SECONDS = 0.2
@@ -175,9 +176,22 @@ class Lifecycle:
             self._restore()
 
     def finish(self, **values) -> None:
-        """Write how the command ended (and ``values``, e.g. its metrics and verdict) to its row."""
-        if self.records:
+        """Write how the command ended (and ``values``, e.g. its metrics and verdict) to its row. When the store
+        refuses the whole record (a full disk), record at least the status and the error in the smallest write;
+        when even that fails, say so in one line (StoreError)."""
+        if not self.records:
+            return
+        try:
             self.store.finish_run(self.row.id, self.status, self.error, **values)
+        except StoreError as exc:
+            error = f"{self.error + '; ' if self.error else ''}the store refused its results: {exc}"
+            try:
+                self.store.finish_run(self.row.id, "failed", error)
+            except StoreError:
+                raise StoreError(
+                    f"run {self.row.id} {self.status}{f' ({self.error})' if self.error else ''}, but the store "
+                    f"could not record it: {exc}"
+                ) from None
 
     # -- signals ---------------------------------------------------------------------------------------------
     def _on_sigterm(self, signum, frame):

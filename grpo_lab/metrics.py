@@ -70,7 +70,8 @@ def overlap(suite: str) -> str:
 
 @functools.lru_cache(maxsize=4096)  # names repeat across runs: 1,000 runs' table parsed 168,000 of them (0.9 s)
 def parse(name: str) -> Name | None:
-    """The accuracy metric a name stands for, or None for a curve metric."""
+    """The accuracy metric a name stands for, or None for a curve metric (cached: compare parses the same few dozen
+    names for every one of 100,000 runs)."""
     if name in CURVE or name in CURVE_EXTRA:
         return None
     m = _NAME.fullmatch(name)
@@ -82,17 +83,23 @@ def parse(name: str) -> Name | None:
     return Name(split, m["group"], m["suffix"])
 
 
-def suites_of(metrics: Mapping[str, float]) -> list[str]:
-    """The suites a run was evaluated on, in the order their metrics were written."""
+def suites_of(metrics: Mapping[str, float] | Iterable[str]) -> list[str]:
+    """The suites a run was evaluated on (given its metrics, or their names), in the order their metrics were
+    written."""
+    return list(_suites_of(tuple(metrics)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _suites_of(names: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
-    for name in metrics:
+    for name in names:
         parsed = parse(name)
         if parsed and parsed.split not in OWN_SPLITS and parsed.split not in out:
             out.append(parsed.split)
-    return out
+    return tuple(out)
 
 
-def groups_of(metrics: Mapping[str, float], split: str) -> list[str]:
+def groups_of(metrics: Mapping[str, float] | Iterable[str], split: str) -> list[str]:
     """The per-operation groups measured on a set after training, sorted."""
     found = set()
     for name in metrics:

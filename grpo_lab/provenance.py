@@ -1,4 +1,10 @@
-"""Where a run came from: library versions, git state, host, environment; secrets redacted."""
+"""Where a run came from: library versions, git state, host, environment; secrets redacted.
+
+Redaction keys on names that are secrets, word by word (``--api_key``, ``HF_TOKEN``, ``WANDB_API_KEY``), never on
+substrings of ordinary names (``--max_new_tokens`` and ``TOKENIZERS_PARALLELISM`` are kept). The password of any
+URL in a value (``--db postgresql://me:pw@host/lab``, ``GRPO_LAB_DB=...``) is left out, so a recorded command
+still reruns, taking the password from the user's own environment (PostgreSQL: ``PGPASSWORD`` or ``~/.pgpass``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ import subprocess
 import sys
 from importlib import metadata
 
-SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+SECRET_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL",
+                          "CREDENTIALS"})  # fmt: skip
 REDACTED = "***"
+_WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#\s]*):[^@/?#\s]*@")
 ENV_PREFIXES = ("WANDB_", "HF_", "GRPO_LAB_", "CUDA_", "OMP_", "TOKENIZERS_", "TRANSFORMERS_", "TORCH_", "MKL_")
 PACKAGES = ("grpo-lab", "torch", "transformers", "trl", "datasets", "accelerate", "wandb")
 
@@ -37,26 +46,40 @@ def git_state(cwd: str | None = None) -> tuple[str | None, bool | None]:
     return commit, dirty
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a flag or variable name names a secret: one of its words is KEY, TOKEN, SECRET, PASSWORD, ...
+    (``--hf-token``, ``WANDB_API_KEY``, ``apiKey``); ``--max_new_tokens`` and ``TOKENIZERS_PARALLELISM`` are not."""
+    return any(word.upper() in SECRET_WORDS for word in _WORD_BREAK.split(name))
+
+
+def without_password(text: str) -> str:
+    """``text`` with the password of every URL in it left out: ``postgresql://me:pw@host/lab`` ->
+    ``postgresql://me@host/lab``."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + "@", text)
+
+
 def redact_args(args: list[str]) -> list[str]:
-    """Replace the values of flags whose names look secret (``--api_key X``, ``--hf-token=X``)."""
+    """Hide the values of flags whose names are secrets (``--api_key X``, ``--hf-token=X``) and the password of
+    any URL in the others."""
     out: list[str] = []
     hide_next = False
     for arg in args:
-        if hide_next:
+        if hide_next and not arg.startswith("--"):
             out.append(REDACTED)
             hide_next = False
-        elif arg.startswith("-") and SECRET.search(arg.split("=", 1)[0]):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=" + REDACTED)
-            else:
-                out.append(arg)
-                hide_next = True
+            continue
+        hide_next = False
+        name, eq, _ = arg.partition("=")
+        if arg.startswith("-") and is_secret_name(name):
+            out.append(name + "=" + REDACTED if eq else arg)
+            hide_next = not eq
         else:
-            out.append(arg)
+            out.append(without_password(arg))
     return out
 
 
 def environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment variables that shape a run, with secret-looking ones redacted."""
+    """The environment variables that shape a run, with secrets redacted and URL passwords left out."""
     env = os.environ if env is None else env
-    return {k: (REDACTED if SECRET.search(k) else v) for k, v in sorted(env.items()) if k.startswith(ENV_PREFIXES)}
+    return {k: REDACTED if is_secret_name(k) else without_password(v) for k, v in sorted(env.items())
+            if k.startswith(ENV_PREFIXES)}  # fmt: skip

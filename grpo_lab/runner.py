@@ -24,6 +24,7 @@ from .ids import new_run_id
 from .lifecycle import Lifecycle
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
 from .store.db import Run, iso, now
+from .store.location import StoreError
 from .suites import load_suite, suite_name
 from .tracking import WandbRun
 from .training import check_device, device, last_checkpoint, train
@@ -186,6 +187,9 @@ class StoreRecorder(RunListener):
         predictions = [(stage, result.split, i, p) for i, p in enumerate(result.predictions)]
         self.store.record(self.run_id, results=rows, predictions=predictions)
 
+    def drop_pending(self):
+        self._pending_steps, self._pending_samples = [], []
+
     def flush(self):
         if self._pending_steps or self._pending_samples:
             self.store.record(self.run_id, steps=self._pending_steps, samples=self._pending_samples)
@@ -324,7 +328,12 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
         outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
     with life.finishing():
         if recorder is not None:
-            recorder.flush()
+            try:
+                recorder.flush()
+            except StoreError as exc:  # a full disk, say: what was pending is lost, how the run ended is recorded
+                recorder.drop_pending()
+                if life.status == "finished":
+                    life.status, life.error, life.exit_code = "failed", f"StoreError: {exc}", 1
             values = recorder.metrics()
             conditions = criteria.parse(row.criteria, config.evaluated_sets())
             verdict = criteria.decide(row.criteria, conditions, values, life.status)

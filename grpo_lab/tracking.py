@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import provenance
 from .errors import ConfigError, GrpoLabError
 from .ids import new_run_id
 
@@ -68,7 +70,9 @@ def start(
 
     project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
     resume = {"id": resume_id, "resume": "allow"} if resume_id else {}
-    try:
+    argv = sys.argv
+    try:  # WandB keeps the command line in the run's metadata: give it the redacted one (no URL passwords)
+        sys.argv = provenance.redact_args(argv)
         run = wandb.init(project=project, entity=entity, name=name, tags=tags, config=config, mode=mode, **resume)
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -76,6 +80,8 @@ def start(
             f"WandB could not start in {mode} mode ({type(exc).__name__}: {first_line}); "
             "try --wandb offline or --wandb disabled"
         ) from None
+    finally:
+        sys.argv = argv
     return WandbRun(run.id, mode, project, run.entity or entity, run.url, str(Path(run.dir).parent), run)
 
 

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pgserver
 import pytest
 
 # Never reach for a network or a WandB login in tests.
@@ -20,13 +21,14 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
-def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | None = None):
+def grpo_lab(*args: str, check: bool = False, timeout: int = 600, env: dict | None = None, cwd=None):
     """Run the real `grpo-lab` command in a subprocess; ``env`` values of None unset a variable."""
     proc = subprocess.run(
         [sys.executable, "-c", "from grpo_lab.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
         env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},  # None unsets
     )
     if check and proc.returncode != 0:
@@ -55,3 +57,71 @@ def recorded_store(tmp_path_factory):
 
     run_id = sqlite3.connect(db).execute("SELECT id FROM run").fetchone()[0]
     return db, run_id
+
+
+# --- the two databases a store runs on ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server started for this test session (pgserver.py), stopped and removed at the end.
+    Without one, the PostgreSQL half is skipped with the reason, unless GRPO_LAB_REQUIRE_POSTGRES=1 (CI) makes
+    that an error."""
+    reason = pgserver.unavailable()
+    if reason:
+        if os.environ.get("GRPO_LAB_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"GRPO_LAB_REQUIRE_POSTGRES=1 but no PostgreSQL server can start: {reason}")
+        pytest.skip(f"PostgreSQL half skipped: {reason}")
+    server = pgserver.Server().start()
+    yield server
+    server.stop()
+
+
+class Backend:
+    """One empty store location on one database: ``db`` is what --db takes; ``sql`` reads it back."""
+
+    def __init__(self, name: str, db: str, path=None):
+        self.name, self.db, self.path = name, db, path
+        self._engine = None
+
+    def engine(self):
+        from sqlalchemy import create_engine
+
+        from grpo_lab.store.location import locate
+
+        if self._engine is None:
+            location = locate(self.db)
+            self._engine = create_engine(location.url or f"sqlite:///{location.path}")
+        return self._engine
+
+    def sql(self, statement: str, **params):
+        """Rows of a query, through SQLAlchemy on either database (tests check what the store holds)."""
+        from sqlalchemy import text
+
+        with self.engine().connect() as conn:
+            return [tuple(r) for r in conn.execute(text(statement), params)]
+
+    def execute(self, statement: str) -> None:
+        """Change the database behind the store's back (committed)."""
+        with self.engine().begin() as conn:
+            conn.exec_driver_sql(statement)
+
+    def close(self):
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """An empty store location on SQLite (a file) and on PostgreSQL (a fresh database on the session's server)."""
+    if request.param == "sqlite":
+        b = Backend("sqlite", str(tmp_path / "store.db"), tmp_path / "store.db")
+        yield b
+        b.close()
+        return
+    server = request.getfixturevalue("pg_server")
+    name = server.create_database()
+    b = Backend("postgresql", server.url(name))
+    yield b
+    b.close()
+    server.drop_database(name)

@@ -1,7 +1,6 @@
 """compare's pure parts and its store query: where-parser, diff-only columns, seed grouping, formats."""
 
 import csv
-import functools
 import io
 import json
 
@@ -9,8 +8,8 @@ import pytest
 
 from grpo_lab import compare as cmp
 from grpo_lab.errors import GrpoLabError
+from grpo_lab.store import Rows
 from grpo_lab.store.db import Run, Store
-from grpo_lab.store.sqlite_read import table_rows
 
 
 @pytest.mark.parametrize(
@@ -49,8 +48,8 @@ def test_where_parser_rejects_bad_and_hostile_input(expr, message):
 
 
 def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", lr=5e-5, dataset="arithmetic",
-        name="e", suite=None, **extra):  # fmt: skip
-    config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": 16,
+        name="e", suite=None, generations=16, **extra):  # fmt: skip
+    config = {"dataset_type": dataset, "beta": beta, "seed": seed, "learning_rate": lr, "num_generations": generations,
               "exp_name": name}  # fmt: skip
     values = {"held_out": held, "train_acc": held + 0.1, "final_reward": held - 0.5, "zero_std": 0.2,
               "arith-v1": held - 0.1 if suite is None else suite, "arith-v1[+]": held + 0.2, "kl_last": 0.7,
@@ -61,13 +60,16 @@ def add(store, run_id, started, seed=1, beta=0.1, held=0.5, status="finished", l
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 's.db'}")
-    s.fetch = functools.partial(table_rows, tmp_path / "s.db")
+def store(backend):
+    """Five runs on SQLite and on PostgreSQL; ``fetch`` reads them as compare does (the stdlib reader on SQLite,
+    the server's own filtering on PostgreSQL)."""
+    s = Store(backend.db)
+    s.fetch = Rows(backend.db)
     for i, (seed, beta, held) in enumerate([(1, 0.1, 0.50), (2, 0.1, 0.54), (3, 0.1, 0.52), (1, 0.0, 0.40),
                                             (2, 0.0, 0.44)]):  # fmt: skip
         add(s, f"run{i:05d}", f"2026-01-0{i + 1}T00:00:00+00:00", seed=seed, beta=beta, held=held)
-    return s
+    yield s
+    s.close()
 
 
 def test_only_differing_config_columns_are_shown(store):
@@ -81,18 +83,28 @@ def test_only_differing_config_columns_are_shown(store):
 
 def test_where_filters_in_sql_on_config_results_and_columns(store):
     ids = lambda table: [r["id"] for r in table.rows]  # noqa: E731
-    assert ids(cmp.compare(store.fetch, where="beta=0")) == ["run00003", "run00004"]
-    assert ids(cmp.compare(store.fetch, where="held_out>=0.52")) == ["run00001", "run00002"]
+    assert ids(cmp.compare(store.fetch)) == ["run00004", "run00003", "run00002", "run00001", "run00000"]  # newest 1st
+    assert ids(cmp.compare(store.fetch, where="beta=0")) == ["run00004", "run00003"]
+    assert ids(cmp.compare(store.fetch, where="held_out>=0.52")) == ["run00002", "run00001"]
     assert ids(cmp.compare(store.fetch, where="status!=finished")) == []
-    assert ids(cmp.compare(store.fetch, where="name='e' and held_out<0.45")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="name='e' and held_out<0.45")) == ["run00004", "run00003"]
     assert ids(cmp.compare(store.fetch, where="exp_name=\"x' OR '1'='1\"")) == []  # quotes stay data
-    assert ids(cmp.compare(store.fetch, last=2)) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="dataset_type=arithmetic and seed<=2")) == [
+        "run00004",
+        "run00003",
+        "run00001",
+        "run00000",
+    ]
+    assert ids(cmp.compare(store.fetch, where="dataset_type>0.5")) == []  # a word is never a number
+    assert ids(cmp.compare(store.fetch, last=2)) == ["run00004", "run00003"]
     assert ids(cmp.compare(store.fetch, sort="-held_out", limit=2)) == ["run00001", "run00002"]  # in SQL
     assert ids(cmp.compare(store.fetch, sort="held_out", limit=2)) == ["run00003", "run00004"]
     assert ids(cmp.compare(store.fetch, sort="-held_out")) == ["run00001", "run00002", "run00000", "run00004",
                                                                "run00003"]  # fmt: skip
     assert ids(cmp.compare(store.fetch, sort="-beta", limit=1, where="held_out<0.52")) == ["run00000"]
-    assert ids(cmp.compare(store.fetch, where="final_reward<-0.05")) == ["run00003", "run00004"]
+    assert ids(cmp.compare(store.fetch, where="final_reward<-0.05")) == ["run00004", "run00003"]
+    assert ids(cmp.compare(store.fetch, sort="-seed", limit=2, where="beta=0.1")) == ["run00002", "run00001"]
+    assert ids(cmp.compare(store.fetch, sort="name", limit=1, where="beta=0")) == ["run00004"]  # ties: newest
 
 
 def test_hostile_where_leaves_the_store_intact(store):
@@ -133,7 +145,7 @@ def test_markdown_has_one_line_per_run(store):
     md = cmp.to_markdown(cmp.compare(store.fetch))
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 5 and lines[0].startswith("| id | name | status")
-    assert "50.0%" in lines[2] and "kl-range" not in lines[2]
+    assert "50.0%" in lines[-1] and "kl-range" not in lines[-1]  # run00000, the oldest, comes last
 
 
 def test_unknown_sort_column(store):
@@ -142,10 +154,10 @@ def test_unknown_sort_column(store):
 
 
 @pytest.fixture
-def seeded(tmp_path):
+def seeded(backend):
     """Three arms on seeds 1-6 (the 'ood' arm lacks seed 6, the baseline lacks seed 7), known arith-v1 values."""
-    s = Store(f"sqlite:///{tmp_path / 'p.db'}")
-    s.fetch = functools.partial(table_rows, tmp_path / "p.db")
+    s = Store(backend.db)
+    s.fetch = Rows(backend.db)
     base = {1: 0.40, 2: 0.42, 3: 0.38, 4: 0.41, 5: 0.39, 6: 0.40}
     arms = {"base": (0.1, base),
             "up": (0.2, {k: v + d for (k, v), d in zip(base.items(), [0.02, 0.04, 0.01, 0.03, 0.02, 0.05],
@@ -156,13 +168,15 @@ def seeded(tmp_path):
         for seed, value in values.items():
             add(s, f"r{i:04d}", f"2026-02-01T00:{i:02d}:00+00:00", seed=seed, beta=beta, name=name, suite=value)
             i += 1
-    return s
+    yield s
+    s.close()
 
 
 def test_baseline_gives_hand_computed_paired_differences(seeded):
     rows = cmp.fetch_rows(seeded.fetch)
     table = cmp.paired_table(rows, "base", "arith-v1")
-    up, ood = table.rows
+    assert [r["name"] for r in table.rows] == ["ood", "up"]  # groups newest first
+    ood, up = table.rows
     assert up["name"] == "up" and up["n"] == 6 and up["seeds"] == "1,2,3,4,5,6" and up["unpaired"] is None
     assert up["per_seed"] == pytest.approx([0.02, 0.04, 0.01, 0.03, 0.02, 0.05])
     assert up["diff"] == pytest.approx(0.0283333, abs=1e-6)
@@ -182,10 +196,10 @@ def test_paired_table_in_every_format(seeded):
     md = cmp.to_markdown(table)
     assert "n=5 too small: p cannot go below 0.0625" in md and "| up |" in md and "+2.8 pt ± 1.5" in md
     assert "exact two-sided sign-flip" in md and "95% interval: t" in md
-    (j_up, j_ood) = json.loads(cmp.to_json(table))
+    (j_ood, j_up) = json.loads(cmp.to_json(table))
     assert j_up["p"] == pytest.approx(2 / 64) and j_ood["unpaired"] == "6,7" and len(j_up["per_seed"]) == 6
     parsed = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
-    assert float(parsed[0]["ci_low"]) == pytest.approx(j_up["ci_low"]) and parsed[1]["note"].startswith("n=5")
+    assert float(parsed[1]["ci_low"]) == pytest.approx(j_up["ci_low"]) and parsed[0]["note"].startswith("n=5")
     assert "too small" in "".join(str(c) for c in cmp.to_rich(table).columns[10]._cells)
 
 
@@ -207,8 +221,39 @@ def test_verdict_is_a_column_and_a_filter(seeded):
 def test_suite_columns_are_named_by_suite_and_held_out_is_the_own_split(store):
     table = cmp.compare(store.fetch)
     assert {"held_out", "arith-v1", "arith-v1[+]"} <= set(table.columns)
-    row = table.rows[0]
+    row = table.rows[-1]  # run00000
     assert row["held_out"] == pytest.approx(0.5) and row["arith-v1"] == pytest.approx(0.4)
-    assert [r["id"] for r in cmp.compare(store.fetch, where="arith-v1>0.41").rows] == ["run00001", "run00002"]
+    assert [r["id"] for r in cmp.compare(store.fetch, where="arith-v1>0.41").rows] == ["run00002", "run00001"]
     with pytest.raises(GrpoLabError, match="unknown field 'held_ot'"):
         cmp.compare(store.fetch, where="held_ot>0.5")
+
+
+def test_large_selections_fetch_their_metrics_through_the_runs_query(store, monkeypatch):
+    from grpo_lab.store import query
+
+    by_id = cmp.compare(store.fetch, where="beta=0.1", sort="-held_out", limit=2)
+    monkeypatch.setattr(query, "IDS_AT_ONCE", 0)
+    assert cmp.compare(store.fetch, where="beta=0.1", sort="-held_out", limit=2).rows == by_id.rows
+    assert [r["held_out"] for r in by_id.rows] == [0.54, 0.52]
+
+
+def test_only_the_metrics_a_table_needs_are_fetched_and_nothing_shown_changes(store):
+    """compare fetches the metrics it shows or diagnoses; every rule gives the same finding on those alone."""
+    from grpo_lab.diagnostics import RULES, diagnose
+
+    add(store, "diag0001", "2026-03-01T00:00:00+00:00", beta=0.0, held=0.2, zero_std=0.9, reward_max=-1.0,
+        frac_grad_norm_zero=0.9, kl_last=3.0, train_acc=0.9, **{"arith-v1_overlap": 5, "entropy": 0.5})  # fmt: skip
+    add(store, "diag0002", "2026-03-02T00:00:00+00:00", kl_last=3.0, generations=4)
+    everything = cmp.fetch_rows(store.fetch)
+    needed = cmp._needed(store.fetch, all_columns=False, sort=None)
+    assert "entropy" not in needed and "arith-v1[+]" in needed and "arith-v1_overlap" in needed
+    fetched = cmp.fetch_rows(store.fetch, names=needed)
+    assert [r["id"] for r in fetched] == [r["id"] for r in everything]
+    for full, part in zip(everything, fetched, strict=True):
+        assert set(part["metrics"]) == set(full["metrics"]) & set(needed)
+        assert diagnose(full["config"], full["metrics"]) == diagnose(part["config"], part["metrics"])
+    found = {f.code for row in fetched[:2] for f in diagnose(row["config"], row["metrics"])}
+    assert found == {r.code for r in RULES}  # every rule fired on the two runs added here
+    for all_columns in (False, True):
+        shown = cmp.compare(store.fetch, all_columns=all_columns)
+        assert shown.rows == cmp.build_table(everything, all_columns).rows

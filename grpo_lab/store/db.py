@@ -5,8 +5,11 @@ transaction and recorded by name in ``_migrations``. Opening a store checks it b
 a file that is not a grpo-lab store, or one written by a newer grpo-lab (a migration this version
 does not know), is refused and left byte-for-byte as it was.
 
-SQLite stores run in WAL mode with a busy timeout, so several ``grpo-lab run`` processes can
-write to one store at once.
+SQLite stores run in WAL mode with a busy timeout while they are written, so several ``grpo-lab run``
+processes can write to one store at once; the last writer to close leaves the file in rollback-journal mode,
+readable by anyone who may read it. A PostgreSQL store (``postgresql://``, driver psycopg 3) takes a
+transaction-scoped advisory lock for each migration, so concurrent first opens migrate once. Errors a user can
+act on (a damaged, full, locked, unreachable or read-only store) become one-line StoreErrors.
 """
 
 from __future__ import annotations
@@ -14,27 +17,23 @@ from __future__ import annotations
 import json
 import math
 import socket
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, event, insert, text, update
+from sqlalchemy import delete, event, exc, insert, text, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from .. import metrics as metric_names
 from ..errors import GrpoLabError
-from .sqlite_read import (
-    KNOWN_MIGRATIONS,
-    StoreError,
-    applied_migrations,
-    check_known,
-    default_url,
-    pid_alive,
-    presumed_dead,
-)
-from .sqlite_read import sqlite_path as _sqlite_path
+from ..provenance import without_password
+from . import query, sqlite_read
+from .location import Location, StoreError, locate
+from .sqlite_read import KNOWN_MIGRATIONS, check_known, pid_alive, presumed_dead
 
 STATUSES = ("queued", "running", "finished", "failed", "interrupted", "crashed")
 NOTE_KINDS = ("result", "learning", "comment")
@@ -358,11 +357,77 @@ if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reade
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute(f"PRAGMA busy_timeout = {sqlite_read.TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _read_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.execute(f"PRAGMA busy_timeout = {sqlite_read.TIMEOUT_S * 1000}")
+
+
+# PostgreSQL SQLSTATEs a user can act on (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_STATES = {
+    "53100": "the disk of the PostgreSQL server is full",
+    "42501": "the role in the URL may not do this (insufficient privilege)",
+    "25006": "the server only allows reading (read-only transaction)",
+    "28P01": "password authentication failed; put the password in ~/.pgpass or $PGPASSWORD, or in the URL",
+    "28000": "the server refused the role (check the user name in the URL and pg_hba.conf)",
+    "3D000": "the database does not exist; create it first (createdb NAME)",
+    "57P03": "the server is starting up or shutting down; try again in a moment",
+    "55P03": "a lock could not be taken in time",
+    "40P01": "a deadlock was detected; try again",
+}
+
+
+def _explain(location: Location, error: BaseException) -> StoreError | None:
+    """A one-line StoreError for a database error the user can act on; None for anything else (a bug)."""
+    if location.path is not None:
+        return sqlite_read.explain(error, location.path) if isinstance(error, sqlite_read.sqlite3.Error) else None
+    state = getattr(error, "sqlstate", None)
+    first = (str(error).strip().splitlines() or [""])[0]
+    if state in _PG_STATES:
+        return StoreError(f"{location}: {_PG_STATES[state]} ({first})")
+    if state is None and type(error).__name__ == "OperationalError":  # could not connect at all
+        return StoreError(f"cannot reach the store {location} ({first}); check the host, port and that it runs")
+    return None
+
+
+def _one_line_errors(location: Location):
+    def handle_error(context) -> None:
+        if isinstance(context.sqlalchemy_exception, exc.IntegrityError):
+            return  # a key clash is the caller's business
+        replacement = _explain(location, context.original_exception)
+        if replacement is not None:
+            raise replacement from None
+
+    return handle_error
+
+
+def _engine(location: Location, write: bool) -> Engine:
+    if location.path is not None:
+        connect = (lambda: sqlite_read.connect_write(location.path)) if write else _reader(location.path)
+        engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool)
+        event.listen(engine, "connect", _sqlite_pragmas if write else _read_pragmas)
+    else:
+        try:
+            engine = create_engine(location.url, pool_pre_ping=True)
+        except exc.NoSuchModuleError:
+            raise StoreError(f"{location.source}: no database driver for {location}; grpo-lab stores are SQLite "
+                             "files or postgresql://USER@HOST/DB URLs") from None  # fmt: skip
+        except ModuleNotFoundError as missing:
+            hint = " (pip install 'grpo-lab[postgres]')" if location.backend == "postgresql" else ""
+            raise StoreError(f"{location.source}: {location} needs the Python package {missing.name}{hint}") from None
+        except exc.ArgumentError as bad:
+            raise StoreError(f"{location.source}: {location} is not a usable database URL ({bad})") from None
+    event.listen(engine, "handle_error", _one_line_errors(location))
+    return engine
+
+
+def _reader(path):
+    return lambda: sqlite_read.connect_read(path)
 
 
 def pending(engine: Engine) -> list[str]:
@@ -380,20 +445,31 @@ def _tables(conn: Connection) -> set[str]:
     return set(inspect(conn).get_table_names())
 
 
-def migrate(engine: Engine) -> list[str]:
+_PG_MIGRATION_LOCK = 0x6772706F  # "grpo": the advisory lock key every grpo-lab migration takes on PostgreSQL
+
+
+def _lock(conn: Connection) -> None:
+    """Make this transaction the only one migrating: the others wait here, then see the work done."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+
+
+def migrate(engine: Engine, where: object = None) -> list[str]:
     """Apply every pending migration, each in its own transaction. Returns the names applied."""
     with engine.begin() as conn:
+        _lock(conn)
         tables = _tables(conn)
         if "_migrations" not in tables and tables:
-            raise StoreError(f"{engine.url} holds tables but is not a grpo-lab store; point --db elsewhere")
+            raise StoreError(f"{where or engine.url} holds tables but is not a grpo-lab store; point --db elsewhere")
         conn.execute(
             text("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at VARCHAR NOT NULL)")
         )
     done = []
     for name, func in MIGRATIONS:
         with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # one process migrates; the others wait, then skip
+            _lock(conn)
             if conn.execute(text("SELECT 1 FROM _migrations WHERE name = :n"), {"n": name}).first():
                 continue
             func(conn)
@@ -418,6 +494,9 @@ class RunView:
 
     @classmethod
     def of(cls, run: Run, metrics: dict[str, float]) -> RunView:
+        # a password an older grpo-lab recorded in a URL is never shown (the row is detached: nothing is written)
+        run.command, run.resolved_command = without_password(run.command), without_password(run.resolved_command)
+        run.environment = without_password(run.environment)
         return cls(
             run, json.loads(run.config), json.loads(run.tags), json.loads(run.versions),
             json.loads(run.environment), metrics,
@@ -425,24 +504,78 @@ class RunView:
 
 
 class Store:
-    def __init__(self, url: str | None = None):
-        self.url = url or default_url()
-        path = _sqlite_path(self.url)
+    """A store opened for recording (the default: created when missing, upgraded, checked) or for reading
+    (``readonly=True``: it must exist; it is upgraded and its crashed runs marked only when this user may write
+    it, else ``notices`` says what was left undone)."""
+
+    def __init__(self, db: str | Location | None = None, *, readonly: bool = False, create: bool = True,
+                 reap: bool = False):  # fmt: skip
+        self.location = db if isinstance(db, Location) else locate(db)
+        self.readonly = readonly
+        self.notices: list[str] = []
+        path = self.location.path
         if path is not None:
-            applied_migrations(path)  # refuses foreign and newer files before anything opens them for writing
-            if not path.parent.exists():
+            self._check_file(path, create)
+        self.engine = _engine(self.location, write=not readonly)
+        if path is not None:
+            if not readonly:  # leave the file readable by anyone who may read it when this store goes away
+                self._settle = weakref.finalize(self, _close_and_settle, self.engine, path)
+                migrate(self.engine, path)
+        else:
+            self._check_server(readonly)
+        if reap and not readonly:
+            self.reap()
+
+    @property
+    def url(self) -> str:
+        """What opens this same store again (``Store(store.url)``, in a worker, say): the file's path, or the URL
+        with its password. Never print it: ``str(store.location)`` is the form for messages."""
+        return str(self.location.path) if self.location.path is not None else self.location.url
+
+    def _check_file(self, path, create: bool) -> None:
+        if not path.exists():
+            if self.readonly or not create:
+                raise StoreError(
+                    f"no grpo-lab store at {path} (from {self.location.source}); check the path, or "
+                    "record a run there first with grpo-lab run"
+                )
+            if not path.parent.is_dir():
                 raise StoreError(f"the folder of the store {path} does not exist; create it or choose another --db")
-        self.engine = create_engine(self.url, connect_args={"timeout": 30} if path else {})
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        if path is None:
-            with self.engine.connect() as conn:
-                if "_migrations" in _tables(conn):
-                    check_known({r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}, self.url)
-        migrate(self.engine)
+            if not sqlite_read.may_write(path):
+                raise StoreError(f"you may not create files in {path.parent}; choose another --db")
+            return
+        if self.readonly:  # refuses foreign and newer files; upgrades or marks crashes that are due, where allowed
+            self.notices += sqlite_read.prepare(path)
+            return
+        sqlite_read.applied_migrations(path)  # refuses foreign and newer files before anything opens them to write
+        if not sqlite_read.may_write(path):
+            raise StoreError(f"{path} is read-only to you (or its folder is); choose a store you may write with --db")
+        sqlite_read.check_integrity(path)
+
+    def _check_server(self, readonly: bool) -> None:
+        with self.engine.connect() as conn:
+            if "_migrations" in _tables(conn):
+                check_known({r[0] for r in conn.execute(text("SELECT name FROM _migrations"))}, str(self.location))
+        if readonly and not pending(self.engine):
+            self.notices += self._reap_if_allowed()
+            return
+        migrate(self.engine, self.location)
+        if readonly:
+            self.notices += self._reap_if_allowed()
+
+    def _reap_if_allowed(self) -> list[str]:
+        try:
+            self.reap()
+        except StoreError as refused:
+            return [f"crashed runs were not marked: {refused}"]
+        return []
 
     def close(self) -> None:
-        self.engine.dispose()
+        settle = getattr(self, "_settle", None)
+        if settle is not None:
+            settle()  # dispose, then leave the file in rollback-journal mode if no one else has it open
+        else:
+            self.engine.dispose()
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -531,6 +664,32 @@ class Store:
                 s.add_all(Metric(run_id=run_id, name=k, value=v) for k, v in metrics.items() if math.isfinite(v))
             s.add(run)
             s.commit()
+
+    def load_runs(self, records: Iterable[tuple[Run, list, list, dict[str, float]]], batch: int = 500) -> int:
+        """Insert complete runs in bulk, ``batch`` runs per transaction: each record is (run row, curve as
+        (step, metrics) pairs, results as (stage, split, dimension, group, correct, total), metrics). For
+        benchmarks and for copying runs between stores; returns how many runs were written."""
+        count, chunk = 0, []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == batch:
+                count += self._load(chunk)
+                chunk = []
+        return count + (self._load(chunk) if chunk else 0)
+
+    def _load(self, chunk) -> int:
+        runs, steps, results, values = [], [], [], []
+        for run, curve, rows, metrics in chunk:
+            runs.append(run.model_dump())
+            steps += [{"run_id": run.id, "step": st, "metrics": json.dumps(m)} for st, m in curve]
+            results += [{"run_id": run.id, "stage": st, "split": sp, "dimension": d, "grp": g, "correct": c,
+                         "total": t} for st, sp, d, g, c, t in rows]  # fmt: skip
+            values += [{"run_id": run.id, "name": k, "value": v} for k, v in metrics.items()]
+        with self.engine.begin() as conn:
+            for table, rows_ in ((Run, runs), (Step, steps), (Result, results), (Metric, values)):
+                if rows_:
+                    conn.execute(insert(table), rows_)
+        return len(chunk)
 
     def add_note(self, run_id: str, text_: str, kind: str = "comment") -> Note:
         if kind not in NOTE_KINDS:
@@ -669,6 +828,25 @@ class Store:
                 query = query.where(Run.superseded == False)  # noqa: E712  (SQL, not Python)
             return list(s.exec(query.order_by(Run.started_at, Run.id)).all())
 
+    # -- compare's and runs' rows, filtered and sorted in the database (see query.py) --
+    def table_rows(self, conditions=(), ids=None, tag=None, last=None, order=None, limit=None,
+                   names=None) -> list[dict]:  # fmt: skip
+        with self.engine.connect() as conn:
+            return query.table_rows(self.engine.dialect.name, lambda sql, p: conn.exec_driver_sql(sql, tuple(p)).all(),
+                                    conditions, ids, tag, last, order, limit, names)  # fmt: skip
+
+    def metric_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql(query.METRIC_NAMES)]
+
+    def has_metric(self, name: str) -> bool:
+        with self.session() as s:
+            return s.exec(select(Metric.name).where(Metric.name == name).limit(1)).first() is not None
+
+    def is_empty(self) -> bool:
+        with self.session() as s:
+            return s.exec(select(Run.id).limit(1)).first() is None
+
     def reap(self, host: str | None = None, alive: Callable[[int], bool] | None = None) -> list[str]:
         """Mark running runs whose process is gone as crashed: a dead pid on this host, or a stale heartbeat."""
         host = host or socket.gethostname()
@@ -689,8 +867,15 @@ class Store:
         return crashed
 
 
-def open_store(url: str | None = None, reap: bool = True) -> Store:
-    store = Store(url)
-    if reap:
-        store.reap()
-    return store
+def _close_and_settle(engine: Engine, path) -> None:
+    engine.dispose()
+    sqlite_read.settle(path)
+
+
+def open_store(db: str | Location | None = None, reap: bool = True, readonly: bool = False,
+               create: bool = True) -> Store:  # fmt: skip
+    """The store a command uses: recording commands create and upgrade it and mark crashed runs; reading
+    commands need it to exist (see Store)."""
+    if readonly:
+        return Store(db, readonly=True)
+    return Store(db, create=create, reap=reap)
