@@ -326,7 +326,7 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     if col in table.percent and isinstance(value, int | float):
         if col == "diff":  # a difference of two accuracies, in percentage points
             return f"{100 * value:+.1f} pt" + (f" ± {100 * sd:.1f}" if sd is not None else "")
-        return f"{100 * value:.1f}%" + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
+        return metrics.pct(value) + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
     if isinstance(value, float):
         if col == "duration":
             return f"{value:.0f}s"
@@ -355,7 +355,7 @@ def _formatter(table: Table, col: str):
             return "-"
         mark = OLD_MARK if marked and not row["suites_disjoint"] else ""
         if percent and isinstance(value, int | float):
-            return f"{100 * value:.1f}%{mark}"
+            return metrics.pct(value) + mark
         if isinstance(value, float):
             return f"{value:.0f}s" if col == "duration" else f"{value:.3g}{mark}"
         if isinstance(value, list):

@@ -53,7 +53,7 @@ class RunConfig:
     temperature: float = _field(0.7, "Sampling temperature of the generations.")
     epochs: int = _field(50, "Passes over the training problems (ignored when max_steps is set).")
     beta: float = _field(0.1, "KL penalty coefficient; arithmetic collapses without it.")
-    reward: str = _field("binary", "binary: +1 right, -1 wrong (the seed's). partial: graded credit.", REWARDS)
+    reward: str = _field("binary", "binary: +1 right, -1 wrong (the seed's). partial: graded credit.", tuple(REWARDS))
     max_completion_length: int = _field(16, "Most tokens generated per completion.")
     max_steps: int | None = _field(None, "Stop after this many optimizer steps (for quick checks).")
     # Other (the seed's flags)
@@ -207,11 +207,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
     def command_args(self) -> list[str]:
         """Flags that reproduce this configuration exactly (every field, defaults included)."""

@@ -10,6 +10,7 @@ from rich.table import Table
 from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
+from .metrics import pct
 from .runner import RunListener
 from .suites import tier_rank
 
@@ -19,10 +20,6 @@ console = Console(stderr=False, highlight=False)
 def esc(value: object) -> str:
     """User text (names, hypotheses, prompts, paths) shown verbatim, never read as rich markup."""
     return escape(str(value))
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def config_table(config: RunConfig, title: str = "Configuration") -> Table:

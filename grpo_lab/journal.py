@@ -59,10 +59,6 @@ def template_path(name_or_path: str) -> Path:
     return path
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def load_template(name_or_path: str):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError
 
@@ -75,7 +71,7 @@ def load_template(name_or_path: str):
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["pct"] = _pct
+    env.filters["pct"] = metric_names.pct
     try:
         return env.get_template(path.name)
     except TemplateSyntaxError as exc:

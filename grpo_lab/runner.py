@@ -82,11 +82,8 @@ class _Fanout(RunListener):
 
 @dataclass
 class RunOutcome:
-    config: RunConfig
-    model: ResolvedModel
-    output_dir: str
-    results: dict[str, dict[str, EvalResult]] = field(default_factory=dict)  # stage -> split -> result
-    train_seconds: float | None = None
+    output_dir: str  # where the trained model was saved
+    train_seconds: float | None = None  # the training phase's wall time
 
 
 def datasets_for(config: RunConfig) -> tuple[list[tasks.Problem], list[tasks.Problem]]:
@@ -136,13 +133,12 @@ def execute(
     events.on_stage("loading model")
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path)
-    outcome = RunOutcome(config, resolved, str(output_dir))
+    outcome = RunOutcome(str(output_dir))
     suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
     events.on_splits(splits)
 
     def run_evals(stage: str) -> None:
-        outcome.results[stage] = {}
         for split, problems in splits.items():
             if not problems:
                 continue
@@ -156,7 +152,6 @@ def execute(
                 config.eval_batch_size,
                 on_progress=events.on_eval_progress,
             )
-            outcome.results[stage][split] = result
             events.on_eval(stage, result)
 
     run_evals("before")

@@ -1,7 +1,6 @@
 """What `grpo-lab run` records, read back with Python's plain sqlite3, and how every ending is recorded."""
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -9,7 +8,6 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -61,7 +59,10 @@ def test_a_run_records_every_field(cli, isolated):
     assert run["git_commit"] is None and run["git_dirty"] is None  # the test's cwd is not a git work tree
     assert run["model_name"] == "tiny-arith" and len(run["model_checksum"]) == 64
     assert run["wandb_mode"] == "disabled" and run["error"] is None
-    assert Path(run["output_dir"], "model.safetensors").exists() or (isolated / run["output_dir"]).exists()
+    saved = isolated / run["output_dir"]  # runs/<id>, relative to where the run was started
+    assert run["output_dir"] == f"runs/{run['id']}"
+    assert (saved / "model.safetensors").stat().st_size > 0 and (saved / "config.json").is_file()
+    assert (saved / "tokenizer_config.json").is_file()
     # the per-step curve: everything TRL logs
     steps = rows(db, "SELECT * FROM step ORDER BY step")
     assert [s["step"] for s in steps] == [1, 2, 3]
@@ -183,8 +184,11 @@ def test_no_secrets_in_the_store(cli, isolated):
 
 
 def test_db_flag_and_env_choose_the_store(cli, isolated):
+    # GRPO_LAB_DB names grpo_lab.db (the fixture sets it); --db wins over it
     proc = cli("run", *QUICK, "--max_steps", "1", "--hypothesis", "h", "--db", "custom.db")
     assert proc.returncode == 0, proc.stderr
     assert (isolated / "custom.db").exists() and not (isolated / "grpo_lab.db").exists()
-    assert cli("runs", env={"GRPO_LAB_DB": str(isolated / "custom.db")}).stdout.count("finished") == 1
-    assert os.environ["GRPO_LAB_DB"].endswith("grpo_lab.db")
+    (run_id,) = [r["id"] for r in rows(isolated / "custom.db", "SELECT id FROM run")]
+    # without --db, GRPO_LAB_DB chooses the store: another file shows no runs, custom.db shows this one
+    assert run_id not in cli("runs", env={"GRPO_LAB_DB": str(isolated / "other.db")}).stdout
+    assert run_id in cli("runs", env={"GRPO_LAB_DB": str(isolated / "custom.db"), "COLUMNS": "200"}).stdout

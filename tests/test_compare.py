@@ -212,3 +212,9 @@ def test_suite_columns_are_named_by_suite_and_held_out_is_the_own_split(store):
     assert [r["id"] for r in cmp.compare(store.fetch, where="arith-v1>0.41").rows] == ["run00001", "run00002"]
     with pytest.raises(GrpoLabError, match="unknown field 'held_ot'"):
         cmp.compare(store.fetch, where="held_ot>0.5")
+
+
+def test_one_percent_formatter_everywhere():
+    from grpo_lab.metrics import pct
+
+    assert (pct(0.455), pct(0), pct(1), pct(None), pct(0.0004)) == ("45.5%", "0.0%", "100.0%", "-", "0.0%")
