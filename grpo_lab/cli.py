@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import sys
+import threading
 from typing import Literal, Optional
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from . import __version__
 from .config import RunConfig, config_fields, load_presets, resolve, split_tags
-from .errors import GrpoLabError
+from .errors import GrpoLabError, Terminated
 
 app = typer.Typer(
     help="Train small language models with GRPO on arithmetic tasks, and keep the research journal.",
@@ -69,7 +72,7 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
-DB_HELP = "The store: a SQLite file or any SQLAlchemy URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
+DB_HELP = "The store: a SQLite file or any SQLAlchemy URL \\[default: $GRPO_LAB_DB or ./grpo_lab.db]"
 
 
 def db_option():
@@ -108,7 +111,9 @@ def _db_url(db: str | None) -> str | None:
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @with_config_options
 def run(
-    hypothesis: str = typer.Option(None, "--hypothesis", help="What this run tests.", rich_help_panel="Journal"),
+    hypothesis: str = typer.Option(
+        None, "--hypothesis", help="What this run tests; required, except with --dry_run.", rich_help_panel="Journal"
+    ),
     expected: str = typer.Option(None, "--expected", help="The outcome you expect.", rich_help_panel="Journal"),
     criteria: str = typer.Option(
         None,
@@ -121,9 +126,11 @@ def run(
     dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print the configuration and plan, then exit."),
     db: str = db_option(),
     wandb: str = typer.Option(
-        None, "--wandb", help="online | offline | disabled [default: online with a WandB login, else offline]."
+        None, "--wandb", help="online | offline | disabled \\[default: online with a WandB login, else offline]"
     ),
-    wandb_project: str = typer.Option(None, "--wandb_project", "--wandb-project", help="WandB project [grpo-lab]."),
+    wandb_project: str = typer.Option(
+        None, "--wandb_project", "--wandb-project", help="WandB project \\[default: $WANDB_PROJECT or grpo-lab]"
+    ),
     wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
     **options,
 ):
@@ -193,7 +200,8 @@ def runs(
 
 
 @app.command()
-def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one."), db: str = db_option()):
+def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
+         db: str = db_option()):  # fmt: skip
     """Print one run in full: intent, provenance, configuration, curve, samples, results, notes."""
     from .display import console, show_run
 
@@ -219,11 +227,13 @@ def eval_command(
         ..., "--model_name", "--model-name", help="Built-in name, local path, hub id, or run:RUN_ID (a run's model)."
     ),
     suite: list[str] = typer.Option(
-        None, "--suite", help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable [default: arith-v1]."
+        None,
+        "--suite",
+        help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable \\[default: arith-v1]",
     ),
     batch_size: int = typer.Option(256, "--batch_size", "--batch-size", help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(16, "--max_new_tokens", "--max-new-tokens", help="Most tokens per answer."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads [default: half the cores]."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads \\[default: half the cores]"),
     hypothesis: str = typer.Option(None, "--hypothesis", help="Why you evaluate this model (optional)."),
     db: str = db_option(),
 ):
@@ -296,7 +306,7 @@ def presets():
 
 @app.command(name="compare")
 def compare_command(
-    run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) [default: all]."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) \\[default: all]"),
     where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4'."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs."),
@@ -313,9 +323,9 @@ def compare_command(
         "paired by seed: differences, 95% t interval, exact sign-flip p, Holm-adjusted p.",
     ),
     metric: str = typer.Option(
-        None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
+        None, "--metric", help="The metric --baseline compares \\[default: the first suite, e.g. arith-v1]"
     ),
-    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json \\[default: table on a terminal, else md]"),
     db: str = db_option(),
 ):
     """One row per run: the config columns that differ, results, verdict and diagnostics."""
@@ -365,7 +375,7 @@ app.add_typer(journal_app, name="journal")
 
 @journal_app.command("render")
 def journal_render(
-    run_ids: list[str] = typer.Argument(None, help="Runs to render (IDs or unique prefixes) [default: all]."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to render (IDs or unique prefixes) \\[default: all]"),
     out: str = typer.Option("journal/research_journal.md", "--out", help="The journal file."),
     template: str = typer.Option("default", "--template", help="A template name in templates/ or a file path."),
     since: str = typer.Option(None, "--since", help="Only runs started on or after this date (YYYY-MM-DD)."),
@@ -386,26 +396,91 @@ def journal_render(
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
     if version:
         typer.echo(f"grpo-lab {__version__}")
         raise typer.Exit()
 
 
+class _Argument(TyperArgument):
+    def _usage_display_name(self) -> str:  # RUN_ID in usage lines, as click writes it (typer 0.29 writes {run_id})
+        name = (self.metavar or self.name or "").upper()
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+
+class _Switch(TyperOption):
+    def display_type_rich(self, ctx) -> None:  # a switch takes no value: no <bool> beside it
+        return None
+
+
+def command():
+    """The click command behind ``app``, with usage lines and switches shown the way click shows them."""
+    cmd = typer.main.get_command(app)
+
+    def switch(param):
+        if type(param) is TyperOption and param.is_flag:
+            param.__class__ = _Switch
+        return param
+
+    def tidy(c) -> None:
+        for param in c.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+            switch(param)
+        make_help_option = c.get_help_option  # --help is made when a context asks for it
+        c.get_help_option = lambda ctx: switch(make_help_option(ctx))
+        for sub in getattr(c, "commands", {}).values():
+            tidy(sub)
+
+    tidy(cmd)
+    return cmd
+
+
+def one_line(message: str) -> str:
+    """An error message as one line: what to do, with no line breaks a library may have put in it."""
+    return " ".join(message.split()) or "failed"
+
+
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"grpo-lab: error: {message}", err=True)
+    typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
     raise SystemExit(code)
+
+
+def _not_text(args: list[str]) -> str | None:
+    """The first argument that is not valid text (bytes the shell passed that are not UTF-8), if any."""
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"argument {i} ({arg.encode('utf-8', 'backslashreplace').decode()!r}) is not valid UTF-8 text"
+    return None
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up
+        signal.signal(signal.SIGTERM, _terminate)
+    code = 0
     try:
-        code = app(standalone_mode=False)
+        problem = _not_text(sys.argv[1:])
+        if problem:
+            raise GrpoLabError(f"{problem}; pass arguments in UTF-8")
+        code = command().main(sys.argv[1:], prog_name="grpo-lab", standalone_mode=False)
     except GrpoLabError as exc:
         fail(str(exc))
     except UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "grpo-lab"
-        fail(f"{exc.format_message()} (see {command} --help)")
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `grpo-lab` or `grpo-lab journal` alone: the help
+            typer.echo(exc.format_message(), nl=False)  # typer's rich help has printed itself already
+            raise SystemExit(0) from None
+        command_path = exc.ctx.command_path if exc.ctx else "grpo-lab"
+        fail(f"{exc.format_message()} (see {command_path} --help)")
+    except Terminated:
+        fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
     raise SystemExit(code or 0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import criteria, metrics, provenance, tasks, tracking
 from .config import RunConfig
-from .errors import GrpoLabError
+from .errors import GrpoLabError, Terminated
 from .evaluation import EvalResult, evaluate
 from .ids import new_run_id
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
@@ -174,10 +174,6 @@ class Intent:
     criteria: str | None = None
     preset: str | None = None
     argv: list[str] = field(default_factory=list)  # the command as typed
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; handled like Ctrl-C."""
 
 
 class StoreRecorder(RunListener):

@@ -1,5 +1,7 @@
 """`grpo-lab run` and the small listing commands, through the real command line."""
 
+import re
+
 import pytest
 
 QUICK = [
@@ -39,9 +41,29 @@ QUICK = [
     ],
 )
 def test_help(cli, command):
-    proc = cli(*command, "--help")
+    proc = cli(*command, "--help", env={"COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr
-    assert "Usage" in proc.stdout
+    out = proc.stdout
+    assert "Usage: grpo-lab" in out
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage  # RUN_ID, not typer's {run_id}
+    assert "<bool>" not in out  # a switch takes no value
+    assert not re.search(r" \.(\s|│|$)", out) and "[]" not in out, out  # no help text lost to rich markup
+    if command and command[0] in ("runs", "show", "compare", "run", "note", "diff"):
+        assert "[default: $GRPO_LAB_DB or ./grpo_lab.db]" in out
+
+
+@pytest.mark.parametrize("command", [[], ["journal"]])
+def test_no_arguments_show_the_help(cli, command):
+    proc = cli(*command)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "Usage: grpo-lab" in proc.stdout and "Commands" in proc.stdout
+
+
+def test_hypothesis_is_marked_required_in_the_help(cli):
+    out = cli("run", "--help", env={"COLUMNS": "250"}).stdout
+    assert "What this run tests; required, except with --dry_run." in out
+    assert "Usage: grpo-lab show [OPTIONS] RUN_ID" in cli("show", "--help").stdout
 
 
 def test_help_documents_every_seed_flag(cli):
