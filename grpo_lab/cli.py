@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from . import __version__
-from .config import RunConfig, config_fields, load_presets, resolve, split_tags
+from .config import RunConfig, check_text, config_fields, load_presets, resolve, split_tags
 from .errors import GrpoLabError, Terminated
 
 app = typer.Typer(
@@ -72,6 +72,7 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
+SQL_INT = 2**63 - 1  # the largest count SQLite takes
 DB_HELP = "The store: a SQLite file or any SQLAlchemy URL \\[default: $GRPO_LAB_DB or ./grpo_lab.db]"
 
 
@@ -140,18 +141,22 @@ def run(
     """
     from .criteria import parse as parse_criteria
     from .display import config_table, console, esc, plan_table, print_warnings
+    from .models import offline_warning
     from .tracking import choose_mode
 
     config = resolve_config(preset, options)
+    for option, text in (("--hypothesis", hypothesis), ("--expected", expected), ("--criteria", criteria)):
+        if text is not None:
+            check_text(option, text)
     parse_criteria(criteria, config.evaluated_sets())  # a malformed criterion fails here, before anything loads
     mode = choose_mode(wandb)
+    if not dry_run and not (hypothesis or "").strip():
+        raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
-    print_warnings(config)
+    print_warnings(config, offline_warning(config.model_name) if dry_run else None)
     if dry_run:
         return
-    if not hypothesis:
-        raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db)
 
     from .display import LiveView, generalization_gap, results_table, verdict_text
@@ -191,7 +196,7 @@ def run(
 @app.command()
 def runs(
     db: str = db_option(),
-    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),
 ):
     """List recorded runs, newest first."""
     from .display import console, runs_table
@@ -217,6 +222,8 @@ def note(
     db: str = db_option(),
 ):
     """Add a result, learning or comment to a run after the fact."""
+    if not check_text("the note", text).strip():
+        raise GrpoLabError("the note is empty; write what you want to keep, e.g. grpo-lab note 3f9a 'lr 5e-5 overfits'")
     n = _open(db).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
@@ -309,9 +316,9 @@ def compare_command(
     run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) \\[default: all]"),
     where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4'."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
-    last: int = typer.Option(None, "--last", help="Only the newest N runs."),
+    last: int = typer.Option(None, "--last", help="Only the newest N runs.", min=1, max=SQL_INT),
     sort: str = typer.Option(None, "--sort", help="Sort by a column; -COL sorts descending."),
-    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting)."),
+    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting).", min=1, max=SQL_INT),
     all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
     group_by_seed: bool = typer.Option(
         False, "--group-by-seed", "--group_by_seed", help="Collapse runs that differ only in seed: mean ± sd, n."
@@ -331,7 +338,7 @@ def compare_command(
     """One row per run: the config columns that differ, results, verdict and diagnostics."""
     from . import compare as cmp
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    fmt = fmt if fmt is not None else ("table" if sys.stdout.isatty() else "md")
     if fmt not in cmp.FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(cmp.FORMATS)}")
     if (baseline or metric) and not group_by_seed:

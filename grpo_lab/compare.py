@@ -271,7 +271,13 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
             group_by_seed=False) -> Table:  # fmt: skip
     """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
     on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
+    if sort is not None and not sort.lstrip("-"):
+        raise GrpoLabError("--sort needs a column: --sort COL ascending, --sort -COL descending")
     rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed)
+    if ids and not (where or tag or last or limit):  # with no other filter every ID must name some run
+        missing = [i for i in ids if not any(row["id"].startswith(i) for row in rows)]
+        if missing:
+            raise GrpoLabError(f"no run with ID {missing[0]!r}; `grpo-lab runs` lists them")
     table = build_table(rows, all_columns, group_by_seed)
     if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)

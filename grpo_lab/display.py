@@ -33,8 +33,8 @@ def plan_table(config: RunConfig) -> Table:
     return table
 
 
-def print_warnings(config: RunConfig) -> None:
-    for message in config.warnings():
+def print_warnings(config: RunConfig, *extra: str | None) -> None:
+    for message in [*config.warnings(), *(m for m in extra if m)]:
         console.print(f"[yellow]warning:[/] {esc(message)}")
 
 

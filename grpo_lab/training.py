@@ -8,8 +8,12 @@ recording, progress bars and WandB are plugged in by the caller rather than prin
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
@@ -165,6 +169,27 @@ def train(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.train()
-    trainer.save_model(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    save_checkpoint(output_dir, trainer.save_model, tokenizer.save_pretrained)
     return trainer.model, time.perf_counter() - started
+
+
+PARTIAL = ".partial-"  # a checkpoint being written: .NAME.partial-XXXX beside its folder
+
+
+def save_checkpoint(output_dir: str, *savers: Callable[[str], object]) -> None:
+    """Save a checkpoint all or nothing: each saver writes into a temporary folder beside ``output_dir``, which
+    is then renamed to it. A full disk or an interruption mid-write leaves no half-written model that would
+    later load as one (``eval --model_name run:ID`` finds no model instead); the temporary folder is removed.
+    ``output_dir`` may exist only as an empty folder (TRL makes it when training starts)."""
+    target = Path(output_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
+    try:
+        for save in savers:
+            save(str(staging))
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        staging.rename(target)  # fails, keeping what is there, if the folder has filled up meanwhile
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

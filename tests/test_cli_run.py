@@ -182,3 +182,10 @@ def test_smollm2_runs_two_steps_on_cpu(cli):
     )
     assert proc.returncode == 0, proc.stderr
     assert "after / held_out" in proc.stdout
+
+
+def test_dry_run_warns_when_the_model_cannot_load_offline(cli):
+    proc = cli("run", "--preset", "break_87_barrier", "--dry_run", env={"COLUMNS": "300"})
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: --model_name Qwen/Qwen2-0.5B-Instruct is neither built in, a local folder, nor in the " in proc.stdout
+    assert "Hugging Face cache" not in cli("run", "--preset", "cpu-quick", "--dry_run").stdout

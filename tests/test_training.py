@@ -173,3 +173,45 @@ def test_same_seed_same_training_and_greedy_results(tmp_path):
 def test_reward_flag_picks_the_reward_function(tmp_path, reward):
     _, _, rec = quick_train(tmp_path, reward=reward, max_steps=1)
     assert f"rewards/{reward}_reward/mean" in rec.steps[-1][1]
+
+
+SAVE_UNDER_A_FULL_DISK = """
+import resource, signal, sys
+from grpo_lab import models, training
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+path = models.tiny_path()
+model, tokenizer = models.load_model(str(path)), models.load_tokenizer(str(path))
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    training.save_checkpoint(sys.argv[1], model.save_pretrained, tokenizer.save_pretrained)
+except Exception as exc:  # safetensors raises its own error
+    print("failed:", exc)
+"""
+
+
+def test_a_model_that_cannot_be_written_leaves_no_half_checkpoint(tmp_path):
+    """config.json fits under the limit and the weights do not: before, that left a folder that loaded as a
+    model and crashed `eval --model_name run:ID`; now the folder is not there at all."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs" / "abcd1234"
+    out.mkdir(parents=True)  # TRL makes it, empty, when training starts
+    proc = subprocess.run([sys.executable, "-c", SAVE_UNDER_A_FULL_DISK, str(out)], capture_output=True, text=True)
+    assert proc.stdout.startswith("failed:") and "File too large" in proc.stdout, proc.stdout + proc.stderr
+    assert list((tmp_path / "runs").iterdir()) == [out] and list(out.iterdir()) == []  # no staging folder left
+    with pytest.raises(models.ModelNotFoundError, match="without config.json"):
+        models.resolve(str(out))
+
+
+def test_a_saved_checkpoint_appears_whole(tmp_path):
+    path = models.tiny_path()
+    model, tokenizer = models.load_model(str(path)), models.load_tokenizer(str(path))
+    out = tmp_path / "out"
+    training.save_checkpoint(str(out), model.save_pretrained, tokenizer.save_pretrained)
+    assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert models.resolve(str(out)).path == str(out)
+    with pytest.raises(OSError):  # a folder that holds files is never replaced
+        training.save_checkpoint(str(out), model.save_pretrained)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
