@@ -7,6 +7,7 @@ and exit code 2. Commands that neither train nor evaluate never import torch.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import signal
@@ -467,6 +468,14 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _leave_now(signum, frame):
+    """Ctrl-C once the command is done (libraries' exit hooks run: WandB's, tempfile's): leave quietly."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(130)
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if threading.current_thread() is threading.main_thread():
@@ -478,6 +487,8 @@ def main() -> None:
         if problem:
             raise GrpoLabError(f"{problem}; pass arguments in UTF-8")
         code = command().main(sys.argv[1:], prog_name="grpo-lab", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C inside a command into a silent exit code 130
+            raise KeyboardInterrupt
     except GrpoLabError as exc:
         fail(str(exc))
     except UsageError as exc:
@@ -490,4 +501,7 @@ def main() -> None:
         fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
     raise SystemExit(code or 0)

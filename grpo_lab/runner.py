@@ -337,14 +337,32 @@ def record_run(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    recorder.flush()
-    values = recorder.metrics()
-    verdict = criteria.decide(intent.criteria, conditions, values, status)
-    train_seconds = outcome.train_seconds if outcome else None
-    store.finish_run(wb.id, status, error, metrics=values, train_seconds=train_seconds, verdict=verdict.status,
-                     verdict_detail=verdict.detail)  # fmt: skip
-    tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}, exit_code)
+    with _interrupts_deferred():  # Ctrl-C pressed again cannot cut the record of how the run ended
+        recorder.flush()
+        values = recorder.metrics()
+        verdict = criteria.decide(intent.criteria, conditions, values, status)
+        train_seconds = outcome.train_seconds if outcome else None
+        store.finish_run(wb.id, status, error, metrics=values, train_seconds=train_seconds,
+                         verdict=verdict.status, verdict_detail=verdict.detail)  # fmt: skip
+    try:
+        tracking.finish(wb, {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}, exit_code)
+    except KeyboardInterrupt:  # the store has it all; WandB's copy can be synced later
+        status, exit_code = status if status != "finished" else "interrupted", 130
+        error = error or "interrupted by Ctrl-C while WandB was closing (the store holds everything)"
     return RecordedRun(wb.id, status, outcome, wb, error, exit_code, verdict)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ignore Ctrl-C for the moment it takes to write a run's ending (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 RUN_PREFIX = "run:"

@@ -75,7 +75,7 @@ def call(*args: str) -> Result:
     from grpo_lab.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
+    argv, sigterm, sigint = sys.argv, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     sys.argv = ["grpo-lab", *args]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -86,4 +86,5 @@ def call(*args: str) -> Result:
     finally:
         sys.argv = argv
         signal.signal(signal.SIGTERM, sigterm)
+        signal.signal(signal.SIGINT, sigint)
     return Result(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())

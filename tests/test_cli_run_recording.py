@@ -1,6 +1,7 @@
 """What `grpo-lab run` records, read back with Python's plain sqlite3, and how every ending is recorded."""
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -108,10 +109,10 @@ def test_offline_wandb_run_id_is_the_recorded_id(cli, isolated):
     assert f"wandb sync {offline_dir}" in proc.stdout
 
 
-def start_long_run(isolated, *extra):
-    cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *QUICK, "--max_steps", "2000",
+def start_long_run(isolated, *extra, args=QUICK, **popen):
+    cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *args, "--max_steps", "2000",
            "--hypothesis", "long", *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     db = isolated / "grpo_lab.db"
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some training steps are in the store
@@ -138,6 +139,24 @@ def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error)
     assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0
     assert rows(db, "SELECT count(*) AS n FROM result WHERE stage = 'before'")[0]["n"] > 0
     assert err.strip().splitlines()[-1].startswith("grpo-lab: error: run ")
+
+
+@pytest.mark.slow
+def test_ctrl_c_again_and_again_prints_no_traceback(isolated):
+    """A terminal's Ctrl-C reaches the whole process group (WandB's service too), again while the run records
+    its ending, closes WandB and runs exit hooks: the record is kept and the last line is still ours."""
+    args = [a for a in QUICK if a not in ("--wandb", "disabled")] + ["--wandb", "offline"]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    proc, db = start_long_run(isolated, args=args, start_new_session=True, env=env)
+    for _ in range(6):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, -signal.SIGINT), err  # -2: the last press landed as Python shut down
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1].startswith("grpo-lab: error: "), err
+    run = only_run(db)
+    assert run["status"] == "interrupted" and run["finished_at"]
 
 
 @pytest.mark.slow
