@@ -148,6 +148,7 @@ def test_a_real_run_trains_evaluates_and_saves(cli, isolated):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "before / train" in out and "after / held_out" in out
+    assert "training: 2 steps, a line every 1" in out and "step 2/2  reward " in out  # piped: plain progress lines
     assert "Greedy accuracy, before -> after training" in out
     assert "operation=+" in out
     assert (isolated / "out" / "model.safetensors").exists()
