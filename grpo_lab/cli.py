@@ -200,9 +200,9 @@ def runs(
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),
 ):
     """List recorded runs, newest first."""
-    from .display import console, runs_table
+    from .display import print_runs
 
-    console.print(runs_table(_open(db).runs(limit=limit or None)))
+    print_runs(_open(db).runs(limit=limit or None))
 
 
 @app.command()
@@ -357,7 +357,10 @@ def compare_command(
         if fmt == "table":
             from .display import console
 
-            console.print(cmp.to_rich(t))
+            if all_columns:  # every column whole: wider than the terminal, so plain text (less -S scrolls it)
+                sys.stdout.write(cmp.to_plain(t))
+            else:
+                console.print(cmp.to_rich(t, console.width))
         else:
             writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
             sys.stdout.write(writer(t) + ("\n" if len(tables) > 1 and t is table else ""))

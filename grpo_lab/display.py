@@ -12,6 +12,7 @@ from rich.table import Table
 from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
+from .layout import Column, plain, terminal_table
 from .metrics import pct
 from .runner import RunListener
 from .suites import tier_rank
@@ -186,33 +187,52 @@ def short_time(iso_time: str | None) -> str:
     return (iso_time or "")[:16].replace("T", " ")
 
 
-def change(values: dict, key: str) -> str:
-    """ "before -> after" of an accuracy metric (held_out, train_acc, arith-v1)."""
+def change(values: dict, key: str, short: bool = False) -> str:
+    """ "before -> after" of an accuracy metric (held_out, train_acc, arith-v1); ``short``: 40.6→61.0%."""
     before, after = values.get(f"{key}_before"), values.get(key)
     if before is None and after is None:
         return "-"
+    if short:
+        return f"{'-' if before is None else f'{100 * before:.1f}'}→{pct(after)}"
     return f"{pct(before)} -> {pct(after)}"
 
 
-def runs_table(views) -> Table:
+def runs_columns(views, terminal: bool) -> list[Column]:
+    """The runs list: results as before -> after, the hypothesis last (cut short on a terminal, whole in a file)."""
     suites = list(dict.fromkeys(s for v in views for s in metric_names.suites_of(v.metrics)))[:1]
-    table = Table(title="Runs, newest first")
-    columns = ("id", "status", "name", "started", "hypothesis", "held_out", *suites, "train_acc", "final_reward",
-               "verdict")  # fmt: skip
-    for col in columns:
-        table.add_column(esc(col), no_wrap=col in ("id", "status"), overflow="fold")
-    for v in views:
-        r, m = v.run, v.metrics
-        reward = m.get("final_reward")
-        old = "" if r.suites_disjoint else " †"
-        table.add_row(
-            r.id, status_text(r.status), esc(r.exp_name), short_time(r.started_at), esc((r.hypothesis or "")[:60]),
-            change(m, "held_out"), *(change(m, s) + old for s in suites), change(m, "train_acc"),
-            "-" if reward is None else f"{reward:+.3f}", r.verdict or "-",
-        )  # fmt: skip
-    if any(not v.run.suites_disjoint for v in views) and suites:
-        table.caption = f"† {OLD_RUN_NOTE}"
-    return table
+    rows = [(v.run, v.metrics) for v in views]
+
+    def column(key: str, cells, priority: int, flex: int = 0) -> Column:
+        return Column(key, key, list(cells), priority, flex=bool(flex), min_width=flex)
+
+    reward = [m.get("final_reward") for _, m in rows]
+    return [
+        column("id", (r.id for r, _ in rows), 0),
+        column("status", (r.status for r, _ in rows), 1),
+        column("name", (r.exp_name for r, _ in rows), 2, flex=12),
+        column("started", (short_time(r.started_at)[5 if terminal else 0 :] for r, _ in rows), 7),
+        column("held_out", (change(m, "held_out", terminal) for _, m in rows), 3),
+        *(column(s, (change(m, s, terminal) + ("" if r.suites_disjoint else " †") for r, m in rows), 4)
+          for s in suites),
+        column("train_acc", (change(m, "train_acc", terminal) for _, m in rows), 8),
+        Column("final_reward", "final_reward", ["-" if x is None else f"{x:+.3f}" for x in reward], 9, right=True),
+        column("verdict", (r.verdict or "-" for r, _ in rows), 6),
+        column("hypothesis", (" ".join((r.hypothesis or "").split()) for r, _ in rows), 5, flex=14),
+    ]  # fmt: skip
+
+
+def print_runs(views, out: Console = console) -> None:
+    """``grpo-lab runs``: on a terminal a table that fits its width; in a file or a pipe, plain aligned text
+    with every column whole (nothing wrapped, whatever the width)."""
+    columns = runs_columns(views, out.is_terminal)
+    marked = any(not v.run.suites_disjoint for v in views) and any(metric_names.suites_of(v.metrics) for v in views)
+    notes = [f"† {OLD_RUN_NOTE}"] if marked else []
+    if not out.is_terminal:
+        out.file.write(plain(columns) + "".join(f"\n{n}\n" for n in notes))
+        out.file.flush()
+        return
+    more = ": a wider terminal, or a pipe (grpo-lab runs | less -S), shows them"
+    out.print(terminal_table(columns, out.width, "Runs, newest first", notes, more=more))
 
 
 def results_table(results, title: str = "Greedy accuracy, before -> after training") -> Table:

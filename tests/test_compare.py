@@ -187,6 +187,7 @@ def test_paired_table_in_every_format(seeded):
     parsed = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
     assert float(parsed[0]["ci_low"]) == pytest.approx(j_up["ci_low"]) and parsed[1]["note"].startswith("n=5")
     assert "too small" in "".join(str(c) for c in cmp.to_rich(table).columns[10]._cells)
+    assert "n=5 too small: p cannot go below 0.0625" in cmp.to_plain(table)
 
 
 def test_baseline_errors(seeded):
