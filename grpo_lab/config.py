@@ -89,7 +89,7 @@ class RunConfig:
     exp_name: str | None = _field(
         None,
         "Experiment name (default: the preset's, or grpo_{dataset_type}_b{batch_size}_g{num_generations}, followed "
-        "by the other flags you set, e.g. cpu_quick_beta0_lr0.0001; not the seed, so replicates share a name).",
+        "by the other flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
         group="Other",
     )
     tags: list[str] = _field(
@@ -117,7 +117,9 @@ class RunConfig:
         bounds=(1, MAX_THREADS),
     )
     output_dir: str | None = _field(
-        None, "Where the trained model and tokenizer are saved (default runs/<run id>).", group="Other"
+        None,
+        "Where the trained model and tokenizer are saved: a new or empty folder (default runs/<run id>).",
+        group="Other",
     )
 
     def __post_init__(self) -> None:
