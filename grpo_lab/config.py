@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import tasks
+from . import paths, tasks
 from .errors import ConfigError
 from .rewards import REWARDS
 from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
@@ -303,13 +303,19 @@ def check_output_dir(path: str) -> None:
     if not path.strip():
         raise ConfigError("--output_dir is empty; give a folder for the trained model or leave it out")
     target = Path(path).expanduser()
-    if target.exists():
+    try:
+        target.stat()
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # a name too long, a folder one may not enter
+        raise ConfigError(f"--output_dir {path[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
+    else:
         if not target.is_dir():
             raise ConfigError(f"--output_dir {path} is a file; give a folder for the trained model")
         if any(target.iterdir()):
             raise ConfigError(f"--output_dir {path} already holds files (a model?); give a new or empty folder")
-    parent = next(p for p in target.absolute().parents if p.exists())
-    if not parent.is_dir():
+    parent = next(p for p in target.absolute().parents if paths.exists(p))
+    if not paths.is_dir(parent):
         raise ConfigError(f"--output_dir {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"--output_dir {path}: cannot write in {parent}; choose a folder you can write to")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import metrics as metric_names
+from . import paths
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .suites import tier_rank
@@ -57,10 +58,10 @@ def templates_dir() -> Path:
 def template_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix or os.sep in name_or_path:
-        if path.is_dir():
+        if paths.is_dir(path):
             raise TemplateProblem(f"template {name_or_path} is a directory; give a template file (.md.j2)")
-        if not path.is_file():
-            what = "is not a regular file" if path.exists() else "does not exist"
+        if not paths.is_file(path):
+            what = "is not a regular file" if paths.exists(path) else "does not exist"
             raise TemplateProblem(f"template {name_or_path} {what}; give a template file (.md.j2)")
         return path
     path = templates_dir() / f"{name_or_path}.md.j2"
@@ -128,7 +129,7 @@ class Selection:
 
 def select_runs(store, selection: Selection):
     views = [store.find_run(rid) for rid in selection.run_ids] if selection.run_ids else store.runs()
-    if selection.since:
+    if selection.since is not None:
         try:
             since = datetime.fromisoformat(selection.since)
         except ValueError:
@@ -374,16 +375,16 @@ def sweep_temporary_files(folder: Path) -> list[Path]:
 
 def read_journal(out: Path) -> str | None:
     """The journal's current text (None when there is none yet), after checking ``out`` can be one."""
-    if out.is_dir():
+    if paths.is_dir(out):
         raise GrpoLabError(f"--out {out} is a folder; give the journal file, e.g. --out {out / DEFAULT_OUT.name}")
     for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
+        if paths.exists(parent):
+            if not paths.is_dir(parent):
                 raise GrpoLabError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
             break
-    if not out.exists():
+    if not paths.exists(out):
         return None
-    if not out.is_file():
+    if not paths.is_file(out):
         raise GrpoLabError(f"--out {out} is not a regular file; give a Markdown file")
     try:
         return out.read_text(encoding="utf-8")

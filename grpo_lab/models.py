@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
 from .errors import ModelNotFoundError
 
 TINY = "tiny-arith"
@@ -135,18 +136,18 @@ def resolve(name: str) -> ResolvedModel:
         raise ModelNotFoundError(f"the model name is empty; give a built-in model ({', '.join(BUILTINS)}), "
                                  "a checkpoint folder or a hub id")  # fmt: skip
     local = Path(name).expanduser()
-    if local.is_dir():
-        if not (local / "config.json").exists():
+    if paths.is_dir(local):
+        if not paths.exists(local / "config.json"):
             raise ModelNotFoundError(f"{name} is a directory without config.json; point --model_name at a checkpoint")
         return ResolvedModel(name, str(local), False, None)
-    if local.exists():
+    if paths.exists(local):
         raise ModelNotFoundError(f"{name} is a file, not a checkpoint directory; point --model_name at the directory")
     if _is_path(name):
         raise ModelNotFoundError(f"no model directory at {name}; built-in models: {', '.join(BUILTINS)}")
     cached = _hub_cached(name)
     if cached:
         return ResolvedModel(name, cached, False, None)
-    if local.parent.is_dir():  # runs/does-not-exist: a folder that is missing here, not a hub id
+    if "/" in name and paths.is_dir(local.parent):  # runs/does-not-exist: a folder missing here, not a hub id
         raise ModelNotFoundError(f"no model directory at {name} ({local.parent}/ has no {local.name}); "
                                  f"built-in models: {', '.join(BUILTINS)}")  # fmt: skip
     return ResolvedModel(name, _hub_snapshot(name), False, None)
@@ -186,7 +187,7 @@ def _hub_snapshot(repo_id: str) -> str:
 def offline_warning(name: str) -> str | None:
     """Why ``name`` may not load without a network, or None: a built-in model, a local checkpoint folder, a
     run's model, or a hub model already in the local cache loads offline. Nothing is downloaded."""
-    if name in BUILTINS or name.startswith("run:") or Path(name).expanduser().is_dir():
+    if name in BUILTINS or name.startswith("run:") or paths.is_dir(name):
         return None
     if _is_path(name) or not name.strip():
         return f"--model_name {name!r} is not a local folder; the run will fail (`grpo-lab models` lists built-ins)"
