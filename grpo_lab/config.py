@@ -305,8 +305,8 @@ def check_output_dir(path: str) -> None:
     target = Path(path).expanduser()
     try:
         target.stat()
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new folder; its parents are checked below
     except (OSError, ValueError) as exc:  # a name too long, a folder one may not enter
         raise ConfigError(f"--output_dir {path[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
     else:
