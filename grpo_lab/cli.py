@@ -7,16 +7,20 @@ and exit code 2. Commands that neither train nor evaluate never import torch.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import signal
 import sys
+import threading
 from typing import Literal, Optional
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from . import __version__
-from .config import RunConfig, config_fields, load_presets, resolve, split_tags
-from .errors import GrpoLabError
+from .config import RunConfig, check_text, config_fields, load_presets, resolve, split_tags
+from .errors import GrpoLabError, Terminated
 
 app = typer.Typer(
     help="Train small language models with GRPO on arithmetic tasks, and keep the research journal.",
@@ -71,7 +75,8 @@ def resolve_config(preset: str | None, options: dict) -> RunConfig:
     return resolve(options, preset)
 
 
-DB_HELP = "The store: a SQLite file, or a postgresql://USER@HOST/DB URL [default: $GRPO_LAB_DB or ./grpo_lab.db]."
+SQL_INT = 2**63 - 1  # the largest count SQLite takes
+DB_HELP = "The store: a SQLite file, or a postgresql://USER@HOST/DB URL \\[default: $GRPO_LAB_DB or ./grpo_lab.db]"
 
 
 def db_option():
@@ -119,10 +124,11 @@ def _ready_sqlite(db: str | None, command: str):
     """The store's SQLite file, upgraded or with crashed runs marked when either is due and allowed (the report
     reads the file itself)."""
     from .store import Rows
+    from .store.location import locate
 
-    rows = Rows(db)
-    if rows.location.path is None:
+    if locate(db).path is None:
         raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
+    rows = Rows(db)
     _notices(rows.notices)
     return rows.location.path
 
@@ -130,7 +136,9 @@ def _ready_sqlite(db: str | None, command: str):
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @with_config_options
 def run(
-    hypothesis: str = typer.Option(None, "--hypothesis", help="What this run tests.", rich_help_panel="Journal"),
+    hypothesis: str = typer.Option(
+        None, "--hypothesis", help="What this run tests; required, except with --dry_run.", rich_help_panel="Journal"
+    ),
     expected: str = typer.Option(None, "--expected", help="The outcome you expect.", rich_help_panel="Journal"),
     criteria: str = typer.Option(
         None,
@@ -143,9 +151,11 @@ def run(
     dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print the configuration and plan, then exit."),
     db: str = db_option(),
     wandb: str = typer.Option(
-        None, "--wandb", help="online | offline | disabled [default: online with a WandB login, else offline]."
+        None, "--wandb", help="online | offline | disabled \\[default: online with a WandB login, else offline]"
     ),
-    wandb_project: str = typer.Option(None, "--wandb_project", "--wandb-project", help="WandB project [grpo-lab]."),
+    wandb_project: str = typer.Option(
+        None, "--wandb_project", "--wandb-project", help="WandB project \\[default: $WANDB_PROJECT or grpo-lab]"
+    ),
     wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
     **options,
 ):
@@ -156,21 +166,25 @@ def run(
     from . import launch
     from .criteria import parse as parse_criteria
     from .display import config_table, console, esc, plan_table, print_warnings
+    from .models import offline_warning
     from .tracking import choose_mode
 
     config = resolve_config(preset, options)
+    for option, text in (("--hypothesis", hypothesis), ("--expected", expected), ("--criteria", criteria)):
+        if text is not None:
+            check_text(option, text)
     parse_criteria(criteria, config.evaluated_sets())  # a malformed criterion fails here, before anything loads
     mode = choose_mode(wandb)
+    if not dry_run and not (hypothesis or "").strip():
+        raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     if not dry_run and hypothesis and (config.num_processes or 1) > 1 and launch.world_size() == 1:
         launch.hand_over(config.num_processes, sys.argv[1:])  # accelerate's launcher starts N of this command
     console.quiet = not launch.is_main()  # under a launcher the main process speaks for all
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
-    print_warnings(config)
+    print_warnings(config, offline_warning(config.model_name) if dry_run else None)
     if dry_run:
         return
-    if not hypothesis:
-        raise GrpoLabError('--hypothesis is required: say what this run tests, e.g. --hypothesis "beta 0.1 beats 0"')
     store = _open(db, write=True, create=True)
 
     from .display import LiveView
@@ -258,8 +272,8 @@ def resume(
 @app.command()
 def runs(
     db: str = db_option(),
-    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all)."),
-    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json \\[default: table on a terminal, else md]"),
 ):
     """List recorded runs, newest first (as compare does)."""
     from . import compare as cmp
@@ -274,26 +288,30 @@ def runs(
 def _format(fmt: str | None) -> str:
     from .compare import FORMATS
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "md")
+    fmt = fmt if fmt is not None else ("table" if sys.stdout.isatty() else "md")
     if fmt not in FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
     return fmt
 
 
-def _write(table, fmt: str, separate: bool = False) -> None:
+def _write(table, fmt: str, separate: bool = False, all_columns: bool = False) -> None:
     from . import compare as cmp
 
     if fmt == "table":
-        from rich.console import Console
+        from .display import console
 
-        Console(highlight=False).print(cmp.to_rich(table))
+        if all_columns:  # every column whole: wider than the terminal, so plain text (less -S scrolls it)
+            sys.stdout.write(cmp.to_plain(table))
+        else:
+            console.print(cmp.to_rich(table, console.width))
     else:
         writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
         sys.stdout.write(writer(table) + ("\n" if separate else ""))
 
 
 @app.command()
-def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one."), db: str = db_option()):
+def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
+         db: str = db_option()):  # fmt: skip
     """Print one run in full: intent, provenance, configuration, curve, samples, results, notes."""
     from .display import console, show_run
 
@@ -309,6 +327,8 @@ def note(
     db: str = db_option(),
 ):
     """Add a result, learning or comment to a run after the fact."""
+    if not check_text("the note", text).strip():
+        raise GrpoLabError("the note is empty; write what you want to keep, e.g. grpo-lab note 3f9a 'lr 5e-5 overfits'")
     n = _open(db, write=True).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
@@ -319,11 +339,13 @@ def eval_command(
         ..., "--model_name", "--model-name", help="Built-in name, local path, hub id, or run:RUN_ID (a run's model)."
     ),
     suite: list[str] = typer.Option(
-        None, "--suite", help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable [default: arith-v1]."
+        None,
+        "--suite",
+        help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable \\[default: arith-v1]",
     ),
     batch_size: int = typer.Option(256, "--batch_size", "--batch-size", help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(16, "--max_new_tokens", "--max-new-tokens", help="Most tokens per answer."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads [default: half the cores]."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads \\[default: half the cores]"),
     hypothesis: str = typer.Option(None, "--hypothesis", help="Why you evaluate this model (optional)."),
     db: str = db_option(),
 ):
@@ -401,12 +423,12 @@ def presets():
 
 @app.command(name="compare")
 def compare_command(
-    run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) [default: all]."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to compare (IDs or prefixes) \\[default: all]"),
     where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4'."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
-    last: int = typer.Option(None, "--last", help="Only the newest N runs."),
+    last: int = typer.Option(None, "--last", help="Only the newest N runs.", min=1, max=SQL_INT),
     sort: str = typer.Option(None, "--sort", help="Sort by a column; -COL sorts descending."),
-    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting)."),
+    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting).", min=1, max=SQL_INT),
     all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
     group_by_seed: bool = typer.Option(
         False, "--group-by-seed", "--group_by_seed", help="Collapse runs that differ only in seed: mean ± sd, n."
@@ -418,12 +440,12 @@ def compare_command(
         "paired by seed: differences, 95% t interval, exact sign-flip p, Holm-adjusted p.",
     ),
     metric: str = typer.Option(
-        None, "--metric", help="The metric --baseline compares [default: the first suite, e.g. arith-v1]."
+        None, "--metric", help="The metric --baseline compares \\[default: the first suite, e.g. arith-v1]"
     ),
     sweep: str = typer.Option(
         None, "--sweep", help="Only this sweep's runs (ID or name), grouped by arm, paired against its baseline arm."
     ),
-    fmt: str = typer.Option(None, "--format", help="table | md | csv | json [default: table on a terminal, else md]."),
+    fmt: str = typer.Option(None, "--format", help="table | md | csv | json \\[default: table on a terminal, else md]"),
     db: str = db_option(),
 ):
     """One row per run, newest first (as runs lists them): the config columns that differ, results, verdict and
@@ -452,7 +474,7 @@ def compare_command(
             paired = sw.paired_with_verdicts(rows, record, metric)
         tables = [table, paired] if fmt in ("table", "md") else [paired]
     for t in tables:
-        _write(t, fmt, separate=len(tables) > 1 and t is table)
+        _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
     _say_if_empty(fetch, len(table.rows))
 
 
@@ -696,7 +718,7 @@ app.add_typer(journal_app, name="journal")
 
 @journal_app.command("render")
 def journal_render(
-    run_ids: list[str] = typer.Argument(None, help="Runs to render (IDs or unique prefixes) [default: all]."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to render (IDs or unique prefixes) \\[default: all]"),
     out: str = typer.Option("journal/research_journal.md", "--out", help="The journal file."),
     template: str = typer.Option("default", "--template", help="A template name in templates/ or a file path."),
     since: str = typer.Option(None, "--since", help="Only runs started on or after this date (YYYY-MM-DD)."),
@@ -725,26 +747,104 @@ def journal_render(
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
     if version:
         typer.echo(f"grpo-lab {__version__}")
         raise typer.Exit()
 
 
+class _Argument(TyperArgument):
+    def _usage_display_name(self) -> str:  # RUN_ID in usage lines, as click writes it (typer 0.29 writes {run_id})
+        name = (self.metavar or self.name or "").upper()
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+
+class _Switch(TyperOption):
+    def display_type_rich(self, ctx) -> None:  # a switch takes no value: no <bool> beside it
+        return None
+
+
+def command():
+    """The click command behind ``app``, with usage lines and switches shown the way click shows them."""
+    cmd = typer.main.get_command(app)
+
+    def switch(param):
+        if type(param) is TyperOption and param.is_flag:
+            param.__class__ = _Switch
+        return param
+
+    def tidy(c) -> None:
+        for param in c.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+            switch(param)
+        make_help_option = c.get_help_option  # --help is made when a context asks for it
+        c.get_help_option = lambda ctx: switch(make_help_option(ctx))
+        for sub in getattr(c, "commands", {}).values():
+            tidy(sub)
+
+    tidy(cmd)
+    return cmd
+
+
+def one_line(message: str) -> str:
+    """An error message as one line: what to do, with no line breaks a library may have put in it."""
+    return " ".join(message.split()) or "failed"
+
+
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"grpo-lab: error: {message}", err=True)
+    typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
     raise SystemExit(code)
+
+
+def _not_text(args: list[str]) -> str | None:
+    """The first argument that is not valid text (bytes the shell passed that are not UTF-8), if any."""
+    for i, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"argument {i} ({arg.encode('utf-8', 'backslashreplace').decode()!r}) is not valid UTF-8 text"
+    return None
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _leave_now(signum, frame):
+    """Ctrl-C once the command is done (libraries' exit hooks run: WandB's, tempfile's): leave quietly."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(130)
 
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up
+        signal.signal(signal.SIGTERM, _terminate)
+    code = 0
     try:
-        code = app(standalone_mode=False)
+        problem = _not_text(sys.argv[1:])
+        if problem:
+            raise GrpoLabError(f"{problem}; pass arguments in UTF-8")
+        code = command().main(sys.argv[1:], prog_name="grpo-lab", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C inside a command into a silent exit code 130
+            raise KeyboardInterrupt
     except GrpoLabError as exc:
         fail(str(exc))
     except UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "grpo-lab"
-        fail(f"{exc.format_message()} (see {command} --help)")
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `grpo-lab` or `grpo-lab journal` alone: the help
+            typer.echo(exc.format_message(), nl=False)  # typer's rich help has printed itself already
+            raise SystemExit(0) from None
+        command_path = exc.ctx.command_path if exc.ctx else "grpo-lab"
+        fail(f"{exc.format_message()} (see {command_path} --help)")
+    except Terminated:
+        fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
     raise SystemExit(code or 0)

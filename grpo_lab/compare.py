@@ -309,7 +309,13 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
     """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
     on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
     names = _needed(fetch, all_columns, sort)
+    if sort is not None and not sort.lstrip("-"):
+        raise GrpoLabError("--sort needs a column: --sort COL ascending, --sort -COL descending")
     rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed, names)
+    if ids and not (where or tag or last or limit):  # with no other filter every ID must name some run
+        missing = [i for i in ids if not any(row["id"].startswith(i) for row in rows)]
+        if missing:
+            raise GrpoLabError(f"no run with ID {missing[0]!r}; `grpo-lab runs` lists them")
     table = build_table(rows, all_columns, group_by_seed)
     if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
@@ -385,7 +391,7 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     if col in table.percent and isinstance(value, int | float):
         if col == "diff":  # a difference of two accuracies, in percentage points
             return f"{100 * value:+.1f} pt" + (f" ± {100 * sd:.1f}" if sd is not None else "")
-        return f"{100 * value:.1f}%" + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
+        return metrics.pct(value) + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
     if isinstance(value, float):
         if col == "duration":
             return f"{value:.0f}s"
@@ -424,7 +430,7 @@ def _formatter(table: Table, col: str):
             return "-"
         mark = OLD_MARK if marked and not row["suites_disjoint"] else ""
         if percent and isinstance(value, int | float):
-            return f"{100 * value:.1f}%{mark}"
+            return metrics.pct(value) + mark
         if isinstance(value, float):
             return f"{value:.0f}s" if col == "duration" else f"{value:.3g}{mark}"
         if isinstance(value, list):
@@ -492,16 +498,70 @@ def to_json(table: Table) -> str:
     return json.dumps([{c: row.get(c) for c in cols} for row in table.rows], indent=1, ensure_ascii=False) + "\n"
 
 
-def to_rich(table: Table):
-    from rich.markup import escape
-    from rich.table import Table as RichTable
+# Readable headers for the terminal table; --sort, --where and the machine formats keep the full names.
+SHORT_HEADERS = {"learning_rate": "lr", "num_generations": "gens", "batch_size": "batch", "temperature": "temp",
+                 "dataset_type": "dataset", "max_completion_length": "max_len", "eval_batch_size": "eval_batch",
+                 "model_name": "model"}  # fmt: skip
+# What the terminal keeps longest: lower first. Config columns that vary come right after the results that
+# matter; the ones that differ between any two runs without changing the experiment go first.
+_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "p": 4, "p_holm": 5,
+             "baseline": 6, "value": 7, "note": 8, "final_reward": 30, "diagnostics": 31, "status": 32,
+             "train_acc": 40, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
+             "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip
+_FLEX = {"name": 12, "diagnostics": 11, "note": 16}
 
-    caption = "\n".join(escape(n) for n in table.notes) or None
-    out = RichTable(title=escape(table.title) if table.title else f"{len(table.rows)} runs", caption=caption,
-                    caption_justify="left")  # fmt: skip
-    for col in table.columns:
-        justify = "right" if col in table.percent else "left"
-        out.add_column(escape(col), no_wrap=col in ("id", "status"), justify=justify)
-    for row in table.rows:
-        out.add_row(*(escape(cell(table, row, c)) for c in table.columns))
+
+def terminal_columns(table: Table) -> list:
+    """The table's columns as a terminal shows them: readable headers, short times, and priorities; a column
+    whose every cell is the same, or repeats another column, tells nothing in a comparison and goes first."""
+    from .layout import Column
+
+    suites = [c for c in table.columns if c in table.marked and metrics.parse(c) == metrics.Name(c)]  # arith-v1
+    out, seen = [], []
+    for i, col in enumerate(table.columns):
+        cells = [cell(table, row, col) for row in table.rows]
+        if col == "started":
+            cells = [c[5:].replace("T", " ") for c in cells]  # 11-25 15:01
+        if col in _PRIORITY:
+            priority = _PRIORITY[col]
+        elif col in CONFIG_FIELDS:
+            priority = 10 + i
+        elif col in suites:
+            priority = 3 if col == suites[0] else 50 + i
+        else:
+            priority = 70 + i
+        if len(table.rows) > 1 and (len(set(cells)) == 1 or cells in seen):
+            priority = 99
+        elif len(set(cells) - {"-"}) <= 1:  # the same wherever it is known (evaluation-only runs have no batch)
+            priority = 95
+        seen.append(cells)
+        out.append(Column(col, SHORT_HEADERS.get(col, col), cells, priority, col in _FLEX, _FLEX.get(col, 0),
+                          right=col in table.percent or col in ("final_reward", "p", "p_holm", "n")))  # fmt: skip
     return out
+
+
+def to_rich(table: Table, width: int = 10**6):
+    """The table for a terminal ``width`` wide: the columns that matter most, no word wrapped, a note naming
+    the columns left out, and what the shortened headers stand for."""
+    from rich.markup import escape
+
+    from .layout import terminal_table
+
+    columns = terminal_columns(table)
+    out = terminal_table(columns, width, table.title or f"{len(table.rows)} runs", table.notes,
+                         more=": a wider terminal, --all-columns, or --format csv shows them")  # fmt: skip
+    shown = {str(c.header) for c in out.columns}
+    legend = [f"{c.header} = {c.key}" for c in columns if c.header != c.key and c.header in shown]
+    if legend:
+        out.caption = "\n".join(filter(None, [out.caption, escape("; ".join(legend))]))
+    return out
+
+
+def to_plain(table: Table) -> str:
+    """Every column whole, aligned, nothing wrapped (``--all-columns`` on a terminal)."""
+    from .layout import plain
+
+    columns = terminal_columns(table)
+    for c in columns:
+        c.header = c.key  # whole names: nothing here is short of room
+    return f"{table.title or f'{len(table.rows)} runs'}\n{plain(columns)}" + "".join(f"{n}\n" for n in table.notes)

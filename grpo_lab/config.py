@@ -8,13 +8,16 @@ fields below. Field names are the seed script's snake_case flags. Cross-field ch
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
+import unicodedata
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from . import tasks
+from . import paths, tasks
 from .errors import ConfigError
 from .rewards import REWARDS
 from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
@@ -25,9 +28,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def _field(default, help: str, choices: tuple[str, ...] | None = None, group: str = "Training"):
+# The most a count may be: what torch, TRL and SQLite take as a 32-bit integer.
+INT32_MAX = 2**31 - 1
+OPERAND_MAX = 10**9  # so that every answer (a product of two operands) fits in 64 bits
+MAX_THREADS = 1024
+TAG_MAX = 64  # WandB refuses longer tags
+
+
+def _field(default, help: str, choices: tuple[str, ...] | None = None, group: str = "Training",
+           bounds: tuple[float | None, float | None] = (None, None)):  # fmt: skip
+    """A flag: its default, help, allowed values (choices or inclusive bounds) and help panel."""
     kwargs: dict[str, Any] = {"default_factory": default} if callable(default) else {"default": default}
-    return field(metadata={"help": help, "choices": choices, "group": group}, **kwargs)
+    return field(metadata={"help": help, "choices": choices, "group": group, "bounds": bounds}, **kwargs)
 
 
 @dataclass
@@ -40,42 +52,57 @@ class RunConfig:
         tasks.DATASET_TYPES,
         "Dataset",
     )
-    n_samples: int = _field(100, "Number of distinct training problems.", group="Dataset")
-    min_num: int | None = _field(None, "Smallest operand (default 0; small_numbers fixes 0-10).", group="Dataset")
-    max_num: int | None = _field(None, "Largest operand (default 20; small_numbers fixes 0-10).", group="Dataset")
+    n_samples: int = _field(100, "Number of distinct training problems.", group="Dataset", bounds=(1, INT32_MAX))
+    min_num: int | None = _field(None, "Smallest operand (default 0; small_numbers fixes 0-10).", group="Dataset",
+                                 bounds=(-OPERAND_MAX, OPERAND_MAX))  # fmt: skip
+    max_num: int | None = _field(None, "Largest operand (default 20; small_numbers fixes 0-10).", group="Dataset",
+                                 bounds=(-OPERAND_MAX, OPERAND_MAX))  # fmt: skip
     # Training (the seed's flags)
     batch_size: int = _field(
         256,
         "Completions per optimizer step (TRL counts completions): batch_size / num_generations prompts per step. "
         "Must be divisible by num_generations.",
+        bounds=(1, INT32_MAX),
     )
-    num_generations: int = _field(16, "Completions sampled per prompt; GRPO needs 8-16 for reward variance.")
-    learning_rate: float = _field(5e-6, "Peak learning rate (AdamW, 10% warmup).")
-    temperature: float = _field(0.7, "Sampling temperature of the generations.")
-    epochs: int = _field(50, "Passes over the training problems (ignored when max_steps is set).")
-    beta: float = _field(0.1, "KL penalty coefficient; arithmetic collapses without it.")
-    reward: str = _field("binary", "binary: +1 right, -1 wrong (the seed's). partial: graded credit.", REWARDS)
-    max_completion_length: int = _field(16, "Most tokens generated per completion.")
-    max_steps: int | None = _field(None, "Stop after this many optimizer steps (for quick checks).")
+    num_generations: int = _field(
+        16, "Completions sampled per prompt; GRPO needs 8-16 for reward variance.", bounds=(2, INT32_MAX)
+    )
+    learning_rate: float = _field(5e-6, "Peak learning rate (AdamW, 10% warmup).", bounds=(0, None))
+    temperature: float = _field(0.7, "Sampling temperature of the generations.", bounds=(1e-4, 100))
+    epochs: int = _field(
+        50, "Passes over the training problems (ignored when max_steps is set).", bounds=(1, INT32_MAX)
+    )
+    beta: float = _field(0.1, "KL penalty coefficient; arithmetic collapses without it.", bounds=(0, None))
+    reward: str = _field("binary", "binary: +1 right, -1 wrong (the seed's). partial: graded credit.", tuple(REWARDS))
+    max_completion_length: int = _field(16, "Most tokens generated per completion.", bounds=(1, INT32_MAX))
+    max_steps: int | None = _field(
+        None, "Stop after this many optimizer steps (for quick checks).", bounds=(1, INT32_MAX)
+    )
     # Other (the seed's flags)
     model_name: str = _field(
         "Qwen/Qwen2-0.5B-Instruct",
         "A built-in model (tiny-arith, smollm2-135m), a local checkpoint directory, or a hub id.",
         group="Other",
     )
-    seed: int = _field(42, "Random seed: dataset, order, sampling and initialisation.", group="Other")
+    seed: int = _field(
+        42, "Random seed: dataset, order, sampling and initialisation.", group="Other", bounds=(0, 2**32 - 1)
+    )
     exp_name: str | None = _field(
-        None, "Experiment name (default grpo_{dataset_type}_b{batch_size}_g{num_generations}).", group="Other"
+        None,
+        "Experiment name (default: the preset's, or grpo_{dataset_type}_b{batch_size}_g{num_generations}, followed "
+        "by the other flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
+        group="Other",
     )
     tags: list[str] = _field(
         lambda: ["grpo", "canonical"], "WandB tags (repeat the flag or separate with commas).", group="Other"
     )
     # grpo-lab's own
     eval_samples: int = _field(
-        200, "Held-out problems (not in the training set) evaluated before and after.", group="Evaluation"
-    )
+        200, "Held-out problems (not in the training set) evaluated before and after.", group="Evaluation",
+        bounds=(0, INT32_MAX),
+    )  # fmt: skip
     eval_batch_size: int = _field(
-        256, "Prompts per batched greedy generate call during evaluation.", group="Evaluation"
+        256, "Prompts per batched greedy generate call during evaluation.", group="Evaluation", bounds=(1, INT32_MAX)
     )
     eval_suite: str = _field(
         "arith-v1",
@@ -88,9 +115,12 @@ class RunConfig:
         "Torch CPU threads (default: half the cores, at least 1; two processes each using every core "
         "ran 13x slower than one thread each).",
         group="Other",
+        bounds=(1, MAX_THREADS),
     )
     output_dir: str | None = _field(
-        None, "Where the trained model and tokenizer are saved (default runs/<run id>).", group="Other"
+        None,
+        "Where the trained model and tokenizer are saved: a new or empty folder (default runs/<run id>).",
+        group="Other",
     )
     # Scaling up
     num_processes: int | None = _field(
@@ -121,9 +151,23 @@ class RunConfig:
         if isinstance(self.tags, str):
             self.tags = split_tags([self.tags])
         for f in fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
+            if value is None:
+                continue
+            choices = f.metadata.get("choices")
             need(not choices or value in choices, f"--{f.name} {value!r} is not one of: {', '.join(choices or ())}")
+            check_number(f"--{f.name}", value, str(f.type), f.metadata["bounds"])
+        for name in ("model_name", "exp_name", "eval_suite", "output_dir"):
+            if getattr(self, name) is not None:
+                check_text(f"--{name}", getattr(self, name), one_line=True)
+        need(bool(self.model_name.strip()), "--model_name is empty; give a built-in model (`grpo-lab models`), a "
+                                            "checkpoint folder or a hub id")  # fmt: skip
+        need(self.exp_name is None or bool(self.exp_name.strip()), "--exp_name is empty; give a name or leave it out")
+        for tag in self.tags:
+            check_text("--tags", tag, one_line=True)
+            need(len(tag) <= TAG_MAX, f"--tags: {tag[:20]!r}... has {len(tag)} characters; WandB takes {TAG_MAX}")
+        if self.output_dir is not None:
+            check_output_dir(self.output_dir)
         self.min_num, self.max_num = tasks.resolve_range(self.dataset_type, self.min_num, self.max_num)
         if is_user_suite(self.eval_suite):
             self.eval_suite = os.path.abspath(self.eval_suite)  # the recorded command reruns from anywhere
@@ -133,20 +177,11 @@ class RunConfig:
             self.eval_suite in (*SUITES, NONE) or is_user_suite(self.eval_suite),
             f"--eval_suite {self.eval_suite!r} is not one of: {', '.join((*SUITES, NONE))}, nor a .jsonl file",
         )
-        for name in ("n_samples", "batch_size", "epochs", "max_completion_length", "eval_batch_size"):
-            need(getattr(self, name) >= 1, f"--{name} must be at least 1 (got {getattr(self, name)})")
-        need(self.eval_samples >= 0, f"--eval_samples must be 0 or more (got {self.eval_samples})")
-        need(self.num_generations >= 2, f"--num_generations must be at least 2 for GRPO (got {self.num_generations})")
         need(
             self.batch_size % self.num_generations == 0,
             f"--batch_size {self.batch_size} is not divisible by --num_generations {self.num_generations}; "
             f"try --batch_size {max(1, self.batch_size // self.num_generations) * self.num_generations}",
         )
-        need(self.learning_rate >= 0, f"--learning_rate must be 0 or more (got {self.learning_rate})")
-        need(self.temperature > 0, f"--temperature must be above 0 (got {self.temperature})")
-        need(self.beta >= 0, f"--beta must be 0 or more (got {self.beta})")
-        need(self.max_steps is None or self.max_steps >= 1, f"--max_steps must be at least 1 (got {self.max_steps})")
-        need(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
         need(self.save_steps is None or self.save_steps >= 1, f"--save_steps must be at least 1 ({self.save_steps})")
         need(self.save_total_limit >= 1, f"--save_total_limit must be at least 1 (got {self.save_total_limit})")
         need(
@@ -242,6 +277,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """A recorded configuration (a resumed run's, a sweep's queued run's); keys this version lacks are dropped."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -264,6 +300,66 @@ def config_fields():
     for f in fields(RunConfig):
         default = f.default_factory() if f.default_factory is not MISSING else f.default
         yield f.name, f.type, default, f.metadata
+
+
+def check_number(option: str, value: Any, type_text: str, bounds: tuple[float | None, float | None]) -> None:
+    """A numeric flag's value: the right kind of number, finite, within its inclusive bounds."""
+    if "int" in type_text:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{option} must be a whole number (got {value!r})")
+    elif "float" in type_text:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{option} must be a number (got {value!r})")
+        if not math.isfinite(value):
+            raise ConfigError(f"{option} must be a finite number (got {value})")
+    else:
+        if type_text.startswith("str") and not isinstance(value, str):
+            raise ConfigError(f"{option} must be text (got {value!r})")
+        return
+    low, high = bounds
+    if low is not None and value < low:
+        raise ConfigError(f"{option} must be at least {_bound(low)} (got {value})")
+    if high is not None and value > high:
+        raise ConfigError(f"{option} must be at most {_bound(high)} (got {value})")
+
+
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def check_text(option: str, text: str, one_line: bool = False) -> str:
+    """Text a person gave: no control characters (escape sequences would reach terminals and the journal), and
+    for names and paths no line breaks either. Returns the text."""
+    allowed = "" if one_line else "\t\n"
+    bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
+    if bad is not None:
+        what = "a line break" if bad in "\r\n" else f"the control character U+{ord(bad):04X}"
+        raise ConfigError(f"{option} holds {what}; remove it")
+    return text
+
+
+def check_output_dir(path: str) -> None:
+    """--output_dir must be a new or empty folder this process can create: a previous run's model is never
+    overwritten, and an impossible place fails before anything runs."""
+    if not path.strip():
+        raise ConfigError("--output_dir is empty; give a folder for the trained model or leave it out")
+    target = Path(path).expanduser()
+    try:
+        target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new folder; its parents are checked below
+    except (OSError, ValueError) as exc:  # a name too long, a folder one may not enter
+        raise ConfigError(f"--output_dir {path[:80]}: {getattr(exc, 'strerror', None) or exc}") from None
+    else:
+        if not target.is_dir():
+            raise ConfigError(f"--output_dir {path} is a file; give a folder for the trained model")
+        if any(target.iterdir()):
+            raise ConfigError(f"--output_dir {path} already holds files (a model?); give a new or empty folder")
+    parent = next(p for p in target.absolute().parents if paths.exists(p))
+    if not paths.is_dir(parent):
+        raise ConfigError(f"--output_dir {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output_dir {path}: cannot write in {parent}; choose a folder you can write to")
 
 
 def split_tags(values: list[str] | None) -> list[str]:
@@ -291,7 +387,43 @@ def preset_values(name: str) -> dict[str, Any]:
 
 
 def resolve(explicit: dict[str, Any], preset: str | None = None) -> RunConfig:
-    """A RunConfig from a preset (if any) overlaid with the flags the user gave explicitly."""
-    values = preset_values(preset) if preset else {}
-    values.update({k: v for k, v in explicit.items() if v is not None})
-    return RunConfig(**values)
+    """A RunConfig from a preset (if any) overlaid with the flags the user gave explicitly. Without --exp_name
+    the run is named after the preset (or its dataset and batch) and the flags that changed it."""
+    bundle = preset_values(preset) if preset is not None else {}
+    given = {k: v for k, v in explicit.items() if v is not None}
+    config = RunConfig(**{**bundle, **given})
+    if "exp_name" not in given:
+        base = (bundle.get("exp_name") or preset.replace("-", "_")) if preset is not None else config.exp_name
+        skip = NAME_LEAVES_OUT + (() if preset is not None else NAME_IN_BASE)
+        defaults = {name: default for name, _, default, _ in config_fields()}
+        changed = {k: v for k, v in given.items() if k not in skip and v != bundle.get(k, defaults[k])}
+        config.exp_name = default_name(base, changed)
+    return config
+
+
+# What a default name leaves out: the seed (replicates share a name), and what does not change the experiment.
+NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size")
+NAME_IN_BASE = ("dataset_type", "batch_size", "num_generations")  # grpo_{dataset_type}_b{batch}_g{generations}
+NAME_SHORT = {"n_samples": "n", "min_num": "min", "max_num": "max", "batch_size": "b", "num_generations": "g",
+              "learning_rate": "lr", "temperature": "t", "epochs": "ep", "beta": "beta",
+              "max_completion_length": "len", "max_steps": "steps", "eval_samples": "eval"}  # fmt: skip
+
+
+def default_name(base: str, changed: dict[str, Any]) -> str:
+    """``base`` and each changed flag in declaration order, short:
+    ``cpu_quick`` + {beta: 0, learning_rate: 1e-4} -> ``cpu_quick_lr0.0001_beta0``. Flags without a short name
+    (dataset_type, reward, model_name, eval_suite) are named by their value."""
+    parts = [base]
+    for name, *_ in config_fields():
+        if name in changed:
+            value = changed[name]
+            if isinstance(value, float):
+                text = f"{value:g}"
+            elif name == "model_name":
+                text = Path(value).name or value  # Qwen/Qwen2-0.5B-Instruct -> Qwen2-0.5B-Instruct
+            elif name == "eval_suite":
+                text = suite_name(value)
+            else:
+                text = str(value)
+            parts.append(NAME_SHORT.get(name, "") + text)
+    return "_".join(parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -11,6 +13,7 @@ from . import metrics as metric_names
 from .config import RunConfig
 from .evaluation import EvalResult
 from .events import RunListener
+from .metrics import pct
 from .suites import tier_rank
 
 console = Console(stderr=False, highlight=False)
@@ -19,10 +22,6 @@ console = Console(stderr=False, highlight=False)
 def esc(value: object) -> str:
     """User text (names, hypotheses, prompts, paths) shown verbatim, never read as rich markup."""
     return escape(str(value))
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def config_table(config: RunConfig, title: str = "Configuration") -> Table:
@@ -36,8 +35,8 @@ def plan_table(config: RunConfig) -> Table:
     return table
 
 
-def print_warnings(config: RunConfig) -> None:
-    for message in config.warnings():
+def print_warnings(config: RunConfig, *extra: str | None) -> None:
+    for message in [*config.warnings(), *(m for m in extra if m)]:
         console.print(f"[yellow]warning:[/] {esc(message)}")
 
 
@@ -74,13 +73,20 @@ def verdict_text(run) -> str | None:
 
 
 class LiveView(RunListener):
-    """Stage lines, a progress bar over training steps, and eval progress."""
+    """Stage lines, then training progress: a live bar on a terminal; piped to a file (tee, nohup, Slurm), a plain
+    line every few steps and at least every minute, as transformers prints its logs."""
+
+    LINES = 20  # about this many progress lines per training, plus the last step
+    QUIET_SECONDS = 60.0  # and one at least this often
 
     def __init__(self, out: Console = console):
         self.out = out
         self.progress: Progress | None = None
         self.task = None
         self.eval_progress: Progress | None = None
+        self.total = 0
+        self.started = self.last_line = 0.0
+        self.every = 1
 
     def on_stage(self, description: str) -> None:
         self._close_eval()
@@ -93,6 +99,8 @@ class LiveView(RunListener):
         self.out.print(f"[dim]·[/] model {esc(model.name)} ({esc(where)}{checksum})")
 
     def on_eval_progress(self, done: int, total: int) -> None:
+        if not self.out.is_terminal:
+            return  # a file gets the result line only
         if self.eval_progress is None:
             self.eval_progress = Progress(
                 TextColumn("  generating"),
@@ -117,6 +125,12 @@ class LiveView(RunListener):
         self.out.print(f"  {stage} / {result.split}: {pct(c.accuracy)} ({c.correct}/{c.total})")
 
     def on_train_begin(self, total_steps: int) -> None:
+        self.total, self.started = total_steps, time.monotonic()
+        self.last_line = self.started
+        self.every = max(1, -(-total_steps // self.LINES))
+        if not self.out.is_terminal:
+            self.out.print(f"training: {total_steps} steps, a line every {self.every}")
+            return
         self.progress = Progress(
             TextColumn("[bold]training[/]"),
             BarColumn(),
@@ -130,20 +144,35 @@ class LiveView(RunListener):
         self.task = self.progress.add_task("", total=total_steps)
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        if self.progress is None:
-            return
         desc = "reward {:+.3f}  zero-std {:.2f}  kl {:.4f}".format(
             metrics.get("reward", float("nan")),
             metrics.get("frac_reward_zero_std", float("nan")),
             metrics.get("kl", float("nan")),
         )
-        self.progress.update(self.task, completed=step, description=desc)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, description=desc)
+            return
+        now = time.monotonic()
+        if self.total and (step % self.every == 0 or step >= self.total or now - self.last_line >= self.QUIET_SECONDS):
+            self.last_line = now
+            self.out.print(progress_line(step, self.total, desc, now - self.started), soft_wrap=True)
 
     def close(self) -> None:
         self._close_eval()
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def progress_line(step: int, total: int, desc: str, elapsed: float) -> str:
+    """``step 10/186  reward +0.125  zero-std 0.38  kl 0.0150  elapsed 0:00:51  eta 0:15:01``"""
+    eta = elapsed / step * (total - step) if step else None
+    return f"step {step}/{total}  {desc}  elapsed {_clock(elapsed)}  eta {'-' if eta is None else _clock(eta)}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 STATUS_STYLE = {"finished": "green", "running": "cyan", "failed": "red", "interrupted": "yellow", "crashed": "red"}
@@ -157,11 +186,13 @@ def short_time(iso_time: str | None) -> str:
     return (iso_time or "")[:16].replace("T", " ")
 
 
-def change(values: dict, key: str) -> str:
-    """ "before -> after" of an accuracy metric (held_out, train_acc, arith-v1)."""
+def change(values: dict, key: str, short: bool = False) -> str:
+    """ "before -> after" of an accuracy metric (held_out, train_acc, arith-v1); ``short``: 40.6→61.0%."""
     before, after = values.get(f"{key}_before"), values.get(key)
     if before is None and after is None:
         return "-"
+    if short:
+        return f"{'-' if before is None else f'{100 * before:.1f}'}→{pct(after)}"
     return f"{pct(before)} -> {pct(after)}"
 
 

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from .config import config_fields
+from .config import INT32_MAX, _bound, config_fields
 
 BEGIN, END = "<!-- flags:begin -->", "<!-- flags:end -->"
 
@@ -20,9 +20,18 @@ def flag_table() -> str:
     for name, _, default, meta in config_fields():
         shown = ", ".join(default) if isinstance(default, list) else default
         choices = meta.get("choices")
-        what = meta["help"] + (f" One of: {', '.join(choices)}." if choices else "")
+        what = meta["help"] + (f" One of: {', '.join(choices)}." if choices else "") + _bounds(meta["bounds"])
         rows.append(f"| `--{name}` | {'' if shown is None else f'`{shown}`'} | {what.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+def _bounds(bounds) -> str:
+    low, high = bounds
+    if low is None and high is None:
+        return ""
+    if high is None or high == INT32_MAX:
+        return f" At least {_bound(low)}."
+    return f" From {_bound(low)} to {_bound(high)}."
 
 
 def updated(readme: str) -> str:

@@ -11,3 +11,7 @@ class ConfigError(GrpoLabError):
 
 class ModelNotFoundError(GrpoLabError):
     """A model name that is neither built in, a local path, nor reachable on the hub."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (kill, timeout, a cluster's scheduler); unwinds like Ctrl-C, so cleanups run."""

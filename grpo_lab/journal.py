@@ -1,23 +1,30 @@
 """The research journal: one Markdown entry per run, rendered from the store through Jinja2 templates.
 
 Generated entries sit between HTML comments that carry the run ID, so re-rendering replaces each
-entry in place and leaves everything a person wrote outside them untouched. The journal file is
-written atomically, and only after every entry has rendered: a bad template changes nothing.
+entry in place and leaves everything a person wrote outside them untouched. User text (names,
+hypotheses, notes, commands) reaches a template as one line with the entry markers defused, so it can
+never forge an entry's structure. Templates render in Jinja's immutable sandbox: a template that
+reaches for Python internals is refused. The journal and its plots are staged as temporary files and
+put in place together, only after every entry has rendered: a bad template, an unwritable --out or an
+interruption changes nothing, and the next render removes temporary files a killed one left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import metrics as metric_names
+from . import paths
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .suites import tier_rank
@@ -27,7 +34,9 @@ DEFAULT_TEMPLATE = "default"
 REPORT = "report.html"  # `grpo-lab report` written beside the journal: entries link to their run in it
 BEGIN = "<!-- grpo-lab:begin {id} -->"
 END = "<!-- grpo-lab:end {id} -->"
-BLOCK = re.compile(r"<!-- grpo-lab:begin (\w+) -->\n.*?<!-- grpo-lab:end \1 -->\n?", re.S)
+BLOCK = re.compile(r"^<!-- grpo-lab:begin (\w+) -->\n.*?^<!-- grpo-lab:end \1 -->\n?", re.S | re.M)
+MARKER = "<!-- grpo-lab:"  # what only merge() may write at the start of a line
+TEMP_TAG = ".grpo-lab-tmp-"  # temporary files: .NAME.grpo-lab-tmp-PID-RANDOM
 HEADER = (
     "# Research journal\n\n"
     "Entries between `grpo-lab:begin` / `grpo-lab:end` markers are written by `grpo-lab journal render` and "
@@ -50,8 +59,11 @@ def templates_dir() -> Path:
 def template_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix or os.sep in name_or_path:
-        if not path.is_file():
-            raise TemplateProblem(f"template {name_or_path} does not exist")
+        if paths.is_dir(path):
+            raise TemplateProblem(f"template {name_or_path} is a directory; give a template file (.md.j2)")
+        if not paths.is_file(path):
+            what = "is not a regular file" if paths.exists(path) else "does not exist"
+            raise TemplateProblem(f"template {name_or_path} {what}; give a template file (.md.j2)")
         return path
     path = templates_dir() / f"{name_or_path}.md.j2"
     if not path.is_file():
@@ -60,15 +72,37 @@ def template_path(name_or_path: str) -> Path:
     return path
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+# The largest string, list or number a template may build with * or ** (a range is capped alike by Jinja).
+MAX_TEMPLATE_VALUE = 100_000
+
+
+def _sandbox_class():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    class TemplateSandbox(ImmutableSandboxedEnvironment):
+        """Jinja's immutable sandbox (no internals, no mutation of the context), and no ``*`` or ``**`` that
+        builds a value too large to hold (``"x" * 10**10``, ``9 ** 9 ** 9``)."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            ints = isinstance(left, int) and isinstance(right, int)
+            if operator == "**" and ints and right > 0 and abs(left).bit_length() * right > 4 * MAX_TEMPLATE_VALUE:
+                raise SecurityError(f"{left} ** {right} is too large for a template")
+            for seq, count in ((left, right), (right, left)):
+                sized = operator == "*" and isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * count > MAX_TEMPLATE_VALUE:
+                    raise SecurityError(f"a sequence of {len(seq)} repeated {count} times is too large for a template")
+            return super().call_binop(context, operator, left, right)
+
+    return TemplateSandbox
 
 
 def load_template(name_or_path: str):
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError
+    from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 
     path = template_path(name_or_path)
-    env = Environment(
+    env = _sandbox_class()(
         loader=FileSystemLoader(str(path.parent)),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -76,11 +110,15 @@ def load_template(name_or_path: str):
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["pct"] = _pct
+    env.filters["pct"] = metric_names.pct
     try:
         return env.get_template(path.name)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template {path} line {exc.lineno}: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise TemplateProblem(f"template {path} is not UTF-8 text; give a Jinja2 template file") from None
+    except OSError as exc:
+        raise TemplateProblem(f"cannot read template {path}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -92,7 +130,7 @@ class Selection:
 
 def select_runs(store, selection: Selection):
     views = [store.find_run(rid) for rid in selection.run_ids] if selection.run_ids else store.runs()
-    if selection.since:
+    if selection.since is not None:
         try:
             since = datetime.fromisoformat(selection.since)
         except ValueError:
@@ -163,45 +201,66 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
         groups.append({"label": f"{name} overall", "before": entry["before"], "after": entry["accuracy"]})
         if name not in metric_names.OWN_SPLITS:
             groups += entry["groups"]
-    by_kind = {kind: [n for n in notes if n.kind == kind] for kind in ("result", "learning", "comment")}
+    by_kind = {kind: [{"kind": n.kind, "text": n.text, "seq": n.seq, "created_at": n.created_at}
+                      for n in notes if n.kind == kind] for kind in ("result", "learning", "comment")}  # fmt: skip
     verdict = None
     if run.verdict:
         verdict = {"status": run.verdict, "detail": run.verdict_detail or "",
                    "sentence": (f"Verdict unchecked ({run.verdict_detail})" if run.verdict == "unchecked"
                                 else f"Hypothesis {run.verdict}: {run.verdict_detail}")}  # fmt: skip
-    return {
-        "id": run.id,
-        "kind": run.kind,
-        "exp_name": run.exp_name,
-        "started": _started(run).strftime("%Y-%m-%d_%H:%M"),
-        "started_at": run.started_at,
-        "status": run.status,
-        "error": run.error,
-        "hypothesis": run.hypothesis,
-        "expected": run.expected,
-        "criteria": run.criteria,
-        "verdict": verdict,
-        "command": run.command,
-        "resolved_command": run.resolved_command,
-        "tags": view.tags,
-        "config": view.config,
-        "metrics": values,
-        "held_out": held_out,
-        "suites": suites,
-        "suites_disjoint": bool(run.suites_disjoint),
-        "old_run_footnote": None if run.suites_disjoint or not suites else OLD_RUN_FOOTNOTE,
-        "train": train,
-        "final_reward": values.get("final_reward"),
-        "groups": groups,
-        "diagnostics": diagnose(view.config, values),
-        "result_notes": by_kind["result"],
-        "learnings": by_kind["learning"],
-        "comments": by_kind["comment"],
-        "plot": plot,
-        "report": f"{report}#run={run.id}" if report else None,
-        "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
-        "duration_s": run.duration_s,
-    }
+    return defuse(
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "exp_name": run.exp_name,
+            "started": _started(run).strftime("%Y-%m-%d_%H:%M"),
+            "started_at": run.started_at,
+            "status": run.status,
+            "error": run.error,
+            "hypothesis": run.hypothesis,
+            "expected": run.expected,
+            "criteria": run.criteria,
+            "verdict": verdict,
+            "command": run.command,
+            "resolved_command": run.resolved_command,
+            "tags": view.tags,
+            "config": view.config,
+            "metrics": values,
+            "held_out": held_out,
+            "suites": suites,
+            "suites_disjoint": bool(run.suites_disjoint),
+            "old_run_footnote": None if run.suites_disjoint or not suites else OLD_RUN_FOOTNOTE,
+            "train": train,
+            "final_reward": values.get("final_reward"),
+            "groups": groups,
+            "diagnostics": [asdict(finding) for finding in diagnose(view.config, values)],
+            "result_notes": by_kind["result"],
+            "learnings": by_kind["learning"],
+            "comments": by_kind["comment"],
+            "plot": plot,
+            "report": f"{report}#run={run.id}" if report else None,
+            "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
+            "duration_s": run.duration_s,
+        }
+    )
+
+
+def user_text(text: str) -> str:
+    """Text from a run or a person as an entry may show it: on one line (every line break becomes a space) and
+    with ``<!--`` defused, so it can neither start a line of its own (a heading, a table row, an entry marker)
+    nor open an HTML comment that hides what follows it."""
+    return " ".join(text.splitlines()).replace("<!--", "&lt;!--")
+
+
+def defuse(value: Any) -> Any:
+    """``user_text`` applied to every string in a template's context."""
+    if isinstance(value, str):
+        return user_text(value)
+    if isinstance(value, dict):
+        return {k: defuse(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [defuse(v) for v in value]
+    return value
 
 
 def render_entry(template, context: dict[str, Any], variable: str = "run") -> str:
@@ -212,9 +271,12 @@ def render_entry(template, context: dict[str, Any], variable: str = "run") -> st
             (f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == template.filename),
             "?",
         )
-        message = getattr(exc, "message", None) or str(exc)
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise TemplateProblem(f"template {template.filename} line {line}: {message}") from None
-    return text.strip("\n") + "\n"
+    # Only merge() writes entry markers: a template's own are defused like user text.
+    lines = text.strip("\n").split("\n")
+    defused = "&lt;" + MARKER[1:]
+    return "\n".join(ln.replace(MARKER, defused, 1) if ln.lstrip().startswith(MARKER) else ln for ln in lines) + "\n"
 
 
 def merge(existing: str | None, entries: dict[str, str], order: list[str]) -> str:
@@ -239,20 +301,47 @@ def merge(existing: str | None, entries: dict[str, str], order: list[str]) -> st
     return text
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode() if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _stage(path: Path, data: bytes) -> Path:
+    """``data`` in a temporary file beside ``path``, with the mode ``path`` has (or a new file would get)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_TAG}{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; keep the file's own mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def write_files(files: dict[Path, bytes]) -> None:
+    """Write every file or none: each is staged as a temporary file beside it, then all are renamed into place,
+    in order. On any failure or interruption the temporary files and the folders made for them are removed."""
+    staged: dict[Path, Path] = {}
+    made: list[Path] = []
+    done = False
+    try:
+        for path, data in files.items():
+            missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made += reversed(missing)
+            staged[path] = _stage(path, data)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+        done = True
+    finally:
+        if not done:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if still empty
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    write_files({path: text.encode() if isinstance(text, str) else text})
 
 
 def _mode_for(path: Path) -> int:
@@ -262,6 +351,52 @@ def _mode_for(path: Path) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+_TEMP = re.compile(rf"^\..+{re.escape(TEMP_TAG)}(?P<pid>\d+)-.*\.tmp$")
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+def sweep_temporary_files(folder: Path) -> list[Path]:
+    """Remove temporary files that a render killed before it could clean up left in ``folder``: those of a
+    process that is gone, or older than a day (a process on another host, sharing the folder)."""
+    from .store.sqlite_read import pid_alive
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        m = _TEMP.match(path.name)
+        if not m or not path.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            if not pid_alive(int(m["pid"])) or time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def read_journal(out: Path) -> str | None:
+    """The journal's current text (None when there is none yet), after checking ``out`` can be one."""
+    if paths.is_dir(out):
+        raise GrpoLabError(f"--out {out} is a folder; give the journal file, e.g. --out {out / DEFAULT_OUT.name}")
+    for parent in out.parents:
+        if paths.exists(parent):
+            if not paths.is_dir(parent):
+                raise GrpoLabError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+            break
+    if not paths.exists(out):
+        return None
+    if not paths.is_file(out):
+        raise GrpoLabError(f"--out {out} is not a regular file; give a Markdown file")
+    try:
+        return out.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GrpoLabError(
+            f"--out {out} is not UTF-8 text, so not a journal (left as it is); choose another --out"
+        ) from None
+    except OSError as exc:
+        raise GrpoLabError(f"cannot read --out {out}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -328,6 +463,8 @@ def render(
     """Render the selected runs; write the journal (and plots) unless ``to_stdout``. With ``sweep`` (an ID or
     name) the selection is that sweep's runs, below one section about the sweep itself."""
     tmpl = load_template(template)
+    existing = None if to_stdout else read_journal(out)
+
     entries, pngs, first = {}, {}, []
     if sweep is not None:
         record = store.find_sweep(sweep)
@@ -347,16 +484,21 @@ def render(
     order = [*first, *(v.run.id for v in views)]
     if to_stdout:
         return RenderReport(None, order, "\n".join(entries[rid] for rid in order), [])
-    existing = out.read_text() if out.exists() else None
     text = merge(existing, entries, order)
-    written = []
-    for path, data in pngs.items():
-        if not path.exists() or path.read_bytes() != data:
-            write_atomic(path, data)
-            written.append(path)
+    for folder in (out.parent, assets):
+        sweep_temporary_files(folder)
+    changed = {path: data for path, data in pngs.items() if not path.is_file() or path.read_bytes() != data}
+    files = dict(changed)  # plots first: the journal never points at a plot that is not there yet
     if text != existing:
-        write_atomic(out, text)
-    return RenderReport(out, order, text, written)
+        files[out] = text.encode()
+    try:
+        write_files(files)
+    except OSError as exc:
+        where = exc.filename or out
+        raise GrpoLabError(
+            f"cannot write the journal at {where}: {exc.strerror or exc}; choose another --out"
+        ) from None
+    return RenderReport(out, order, text, list(changed))
 
 
 def plot_figure(store, view):

@@ -28,15 +28,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .errors import Terminated
 from .store.db import HEARTBEAT_SECONDS
 from .store.location import StoreError
 from .store.sqlite_read import pid_alive
 
 MAIN_GONE_POLL_SECONDS = 0.2
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; handled like Ctrl-C."""
 
 
 def heartbeat_seconds() -> float:

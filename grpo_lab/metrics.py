@@ -120,6 +120,11 @@ def valid_names(splits: Mapping[str, Iterable[str]]) -> list[str]:
     return names
 
 
+def pct(value: float | None) -> str:
+    """An accuracy (0-1) as people read it, the same everywhere: ``0.455`` -> ``45.5%``; None -> ``-``."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def _tail_mean(steps: Sequence[tuple[int, Mapping[str, float]]], key: str) -> float | None:
     values = [m[key] for _, m in steps if m.get(key) is not None and math.isfinite(m[key])]
     if not values:

@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
 from .errors import ModelNotFoundError
 
 TINY = "tiny-arith"
@@ -131,31 +132,71 @@ def resolve(name: str) -> ResolvedModel:
     if name == SMOLLM2:
         path = smollm2_path()
         return ResolvedModel(name, str(path), True, weights_checksum(path))
+    if not name.strip():
+        raise ModelNotFoundError(f"the model name is empty; give a built-in model ({', '.join(BUILTINS)}), "
+                                 "a checkpoint folder or a hub id")  # fmt: skip
     local = Path(name).expanduser()
-    if local.is_dir():
-        if not (local / "config.json").exists():
+    if paths.is_dir(local):
+        if not paths.exists(local / "config.json"):
             raise ModelNotFoundError(f"{name} is a directory without config.json; point --model_name at a checkpoint")
         return ResolvedModel(name, str(local), False, None)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an owner/name hub id
+    if paths.exists(local):
+        raise ModelNotFoundError(f"{name} is a file, not a checkpoint directory; point --model_name at the directory")
+    if _is_path(name):
         raise ModelNotFoundError(f"no model directory at {name}; built-in models: {', '.join(BUILTINS)}")
+    cached = _hub_cached(name)
+    if cached:
+        return ResolvedModel(name, cached, False, None)
+    if "/" in name and paths.is_dir(local.parent):  # runs/does-not-exist: a folder missing here, not a hub id
+        raise ModelNotFoundError(f"no model directory at {name} ({local.parent}/ has no {local.name}); "
+                                 f"built-in models: {', '.join(BUILTINS)}")  # fmt: skip
     return ResolvedModel(name, _hub_snapshot(name), False, None)
+
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+
+
+def _is_path(name: str) -> bool:
+    """A name only a path can have: ./x, /x, ~/x, a/b/c (a hub id is owner/name)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _hub_cached(repo_id: str) -> str | None:
+    """The checkpoint folder of a hub model already in the local Hugging Face cache, or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_files_only=True)
+    except Exception:  # not cached, or not a valid hub id
+        return None
 
 
 def _hub_snapshot(repo_id: str) -> str:
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
     try:
-        return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
-    except Exception:
-        pass
-    try:
-        return snapshot_download(repo_id, allow_patterns=patterns)
+        return snapshot_download(repo_id, allow_patterns=HUB_PATTERNS)
     except Exception as exc:
         raise ModelNotFoundError(
-            f"cannot load {repo_id!r}: not in the local cache and the hub is unreachable or has no such model "
-            f"({type(exc).__name__}); use a built-in model ({', '.join(BUILTINS)}) or a local checkpoint path"
+            f"cannot load {repo_id!r}: no local folder of that name, not in the local Hugging Face cache, and the "
+            f"hub is unreachable or has no such model ({type(exc).__name__}); use a built-in model "
+            f"({', '.join(BUILTINS)}) or a local checkpoint path"
         ) from None
+
+
+def offline_warning(name: str) -> str | None:
+    """Why ``name`` may not load without a network, or None: a built-in model, a local checkpoint folder, a
+    run's model, or a hub model already in the local cache loads offline. Nothing is downloaded."""
+    if name in BUILTINS or name.startswith("run:") or paths.is_dir(name):
+        return None
+    if _is_path(name) or not name.strip():
+        return f"--model_name {name!r} is not a local folder; the run will fail (`grpo-lab models` lists built-ins)"
+    if _hub_cached(name):
+        return None
+    return (
+        f"--model_name {name} is neither built in, a local folder, nor in the Hugging Face cache: the run downloads "
+        f"it and fails offline; the offline models are {', '.join(BUILTINS)}"
+    )
 
 
 def load_tokenizer(path: str):

@@ -13,8 +13,6 @@ from collections.abc import Callable
 _LEADING_INT = re.compile(r"-?\d+")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
-REWARDS = ("binary", "partial")
-
 
 def extract_answer(completion: str, task_type: str = "arithmetic") -> str | None:
     """The answer a completion gives, normalised, or None when it gives none.
@@ -108,10 +106,9 @@ def _reward_func(score: Callable[[str, str, str], float], name: str):
 binary_reward = _reward_func(binary_score, "binary_reward")
 partial_reward = _reward_func(partial_score, "partial_reward")
 
+# The one registry of rewards: --reward's choices are its keys.
+REWARDS = {"binary": binary_reward, "partial": partial_reward}
+
 
 def reward_function(name: str):
-    return {"binary": binary_reward, "partial": partial_reward}[name]
-
-
-def score_function(name: str) -> Callable[[str, str, str], float]:
-    return {"binary": binary_score, "partial": partial_score}[name]
+    return REWARDS[name]

@@ -27,18 +27,15 @@ from .store.db import Run, iso, now
 from .store.location import StoreError
 from .suites import load_suite, suite_name
 from .tracking import WandbRun
-from .training import check_device, device, last_checkpoint, train
+from .training import check_device, device, last_checkpoint, model_incomplete, train
 
 __all__ = ["Intent", "RecordedRun", "RunListener", "execute", "record_eval", "record_run", "resume_run"]
 
 
 @dataclass
 class RunOutcome:
-    config: RunConfig
-    model: ResolvedModel
-    output_dir: str
-    results: dict[str, dict[str, EvalResult]] = field(default_factory=dict)  # stage -> split -> result
-    train_seconds: float | None = None
+    output_dir: str  # where the trained model was saved
+    train_seconds: float | None = None  # the training phase's wall time
 
 
 def datasets_for(config: RunConfig) -> tuple[list[tasks.Problem], list[tasks.Problem]]:
@@ -84,9 +81,8 @@ def execute(
 
     ``resume_from`` (a checkpoint of this run) continues training from there, without the evaluation before
     training, which the run recorded when it started. Under a launcher every process runs this: each trains on
-    its share of every batch (DDP) and evaluates its share of every split, and the results are gathered, so each
-    process's ``outcome.results`` covers every problem once; only the processes given listeners (the main one)
-    report.
+    its share of every batch (DDP) and evaluates its share of every split, and the results are gathered, so what
+    the main process reports covers every problem once; only the processes given listeners (the main one) report.
     """
     events = Fanout(listeners)
     set_threads(config.threads)
@@ -96,13 +92,12 @@ def execute(
     events.on_stage("loading model")
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path).to(device())  # evaluated before training where it trains
-    outcome = RunOutcome(config, resolved, str(output_dir))
+    outcome = RunOutcome(str(output_dir))
     suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
     events.on_splits(splits)
 
     def run_evals(stage: str) -> None:
-        outcome.results[stage] = {}
         for split, problems in splits.items():
             if not problems:
                 continue
@@ -120,7 +115,6 @@ def execute(
             if launch.world_size() > 1:
                 everyone = sorted(launch.gather(list(zip(mine, result.predictions, strict=True))), key=lambda p: p[0])
                 result = EvalResult(split, [p for _, p in everyone])
-            outcome.results[stage][split] = result
             events.on_eval(stage, result)
 
     if resume_from is None:
@@ -423,6 +417,9 @@ def resolve_model(name: str, store=None) -> ResolvedModel:
     run = store.find_run(name[len(RUN_PREFIX) :]).run
     if not run.output_dir or not (Path(run.output_dir) / "config.json").exists():
         raise GrpoLabError(f"run {run.id} has no saved model (looked in {run.output_dir}); it may not have finished")
+    if model_incomplete(run.output_dir):
+        raise GrpoLabError(f"run {run.id}'s saved model in {run.output_dir} is incomplete (its save was cut short); "
+                           "train it again, or resume it if it kept checkpoints")  # fmt: skip
     found = resolve(run.output_dir)
     return ResolvedModel(name, found.path, False, weights_checksum(Path(found.path)))
 

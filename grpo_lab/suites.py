@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
+from . import paths
 from .errors import GrpoLabError
 from .tasks import Problem
 
@@ -102,6 +103,9 @@ _REQUIRED = ("prompt", "answer", "task_type", "operation")
 
 def _load_user_suite(path: Path) -> list[Problem]:
     """A suite file: one JSON object per line with prompt, answer, task_type, operation (and difficulty)."""
+    if not paths.is_file(path):  # never read a device or a pipe (/dev/zero.jsonl would never end)
+        what = "is not a regular file" if paths.exists(path) else "does not exist"
+        raise GrpoLabError(f"suite file {path} {what}; give a .jsonl file, one problem per line")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -45,7 +45,8 @@ def has_credentials() -> bool:
 
 def choose_mode(requested: str | None) -> str:
     """--wandb if given, else WANDB_MODE, else online with credentials and offline without."""
-    mode = requested or os.environ.get("WANDB_MODE") or ("online" if has_credentials() else "offline")
+    mode = requested if requested is not None else os.environ.get("WANDB_MODE") or None
+    mode = mode if mode is not None else ("online" if has_credentials() else "offline")
     if mode == "dryrun":
         mode = "offline"
     if mode not in MODES:

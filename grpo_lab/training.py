@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
@@ -223,7 +224,28 @@ def train(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model(output_dir)  # every process takes part; the main one writes
-    if trainer.accelerator.is_main_process:
-        tokenizer.save_pretrained(output_dir)
+    save_marked(output_dir, trainer.save_model, tokenizer.save_pretrained, trainer.accelerator.is_main_process)
     return trainer.model, time.perf_counter() - started
+
+
+INCOMPLETE = ".grpo-lab-incomplete"  # in a run's output folder while its trained model is being saved
+
+
+def save_marked(output_dir: str, save_all: Callable[[str], object], save_main: Callable[[str], object],
+                main: bool = True) -> None:  # fmt: skip
+    """Save the trained model with a marker in its folder until the save is whole: a save cut short (a full
+    disk, a kill) leaves the marker, and the folder never loads as a model (``model_incomplete``). ``save_all``
+    runs on every process (TRL's save_model gathers the weights), ``save_main`` on the main one."""
+    marker = Path(output_dir) / INCOMPLETE
+    if main:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("the trained model was being saved here and the save did not finish\n")
+    save_all(output_dir)
+    if main:
+        save_main(output_dir)
+        marker.unlink()
+
+
+def model_incomplete(output_dir: str | Path) -> bool:
+    """Whether the save of a run's trained model was cut short (a full disk, a kill): it must not load as one."""
+    return (Path(output_dir) / INCOMPLETE).exists()

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pgserver
 import pytest
@@ -125,3 +126,35 @@ def backend(request, tmp_path):
     yield b
     b.close()
     server.drop_database(name)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def call(*args: str) -> Result:
+    """Run `grpo-lab ARGS` in this process (fast: no interpreter start, libraries already imported), as main()
+    runs it: its exit code, stdout and stderr. An exception that escapes main() is a failure of the test."""
+    import contextlib
+    import io
+    import signal
+
+    from grpo_lab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, sigterm, sigint = sys.argv, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    sys.argv = ["grpo-lab", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, sigterm)
+        signal.signal(signal.SIGINT, sigint)
+    return Result(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())

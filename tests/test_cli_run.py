@@ -1,5 +1,7 @@
 """`grpo-lab run` and the small listing commands, through the real command line."""
 
+import re
+
 import pytest
 
 QUICK = [
@@ -40,9 +42,29 @@ QUICK = [
     ],
 )
 def test_help(cli, command):
-    proc = cli(*command, "--help")
+    proc = cli(*command, "--help", env={"COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr
-    assert "Usage" in proc.stdout
+    out = proc.stdout
+    assert "Usage: grpo-lab" in out
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage  # RUN_ID, not typer's {run_id}
+    assert "<bool>" not in out  # a switch takes no value
+    assert not re.search(r" \.(\s|│|$)", out) and "[]" not in out, out  # no help text lost to rich markup
+    if command and command[0] in ("runs", "show", "compare", "run", "note", "diff"):
+        assert "[default: $GRPO_LAB_DB or ./grpo_lab.db]" in out
+
+
+@pytest.mark.parametrize("command", [[], ["journal"]])
+def test_no_arguments_show_the_help(cli, command):
+    proc = cli(*command)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "Usage: grpo-lab" in proc.stdout and "Commands" in proc.stdout
+
+
+def test_hypothesis_is_marked_required_in_the_help(cli):
+    out = cli("run", "--help", env={"COLUMNS": "250"}).stdout
+    assert "What this run tests; required, except with --dry_run." in out
+    assert "Usage: grpo-lab show [OPTIONS] RUN_ID" in cli("show", "--help").stdout
 
 
 def test_help_documents_every_seed_flag(cli):
@@ -92,6 +114,8 @@ def test_dry_run_prints_the_seeds_warnings(cli):
         "64",
         "--temperature",
         "0.2",
+        "--model_name",
+        "tiny-arith",
         "--dry_run",
         env={"COLUMNS": "200"},
     ).stdout
@@ -125,6 +149,7 @@ def test_a_real_run_trains_evaluates_and_saves(cli, isolated):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "before / train" in out and "after / held_out" in out
+    assert "training: 2 steps, a line every 1" in out and "step 2/2  reward " in out  # piped: plain progress lines
     assert "Greedy accuracy, before -> after training" in out
     assert "operation=+" in out
     assert (isolated / "out" / "model.safetensors").exists()
@@ -161,3 +186,10 @@ def test_smollm2_runs_two_steps_on_cpu(cli):
     )
     assert proc.returncode == 0, proc.stderr
     assert "after / held_out" in proc.stdout
+
+
+def test_dry_run_warns_when_the_model_cannot_load_offline(cli):
+    proc = cli("run", "--preset", "break_87_barrier", "--dry_run", env={"COLUMNS": "300"})
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: --model_name Qwen/Qwen2-0.5B-Instruct is neither built in, a local folder, nor" in proc.stdout
+    assert "Hugging Face cache" not in cli("run", "--preset", "cpu-quick", "--dry_run").stdout

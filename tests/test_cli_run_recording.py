@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -61,7 +60,10 @@ def test_a_run_records_every_field(cli, isolated):
     assert run["git_commit"] is None and run["git_dirty"] is None  # the test's cwd is not a git work tree
     assert run["model_name"] == "tiny-arith" and len(run["model_checksum"]) == 64
     assert run["wandb_mode"] == "disabled" and run["error"] is None
-    assert Path(run["output_dir"], "model.safetensors").exists() or (isolated / run["output_dir"]).exists()
+    saved = isolated / run["output_dir"]  # runs/<id>, relative to where the run was started
+    assert run["output_dir"] == f"runs/{run['id']}"
+    assert (saved / "model.safetensors").stat().st_size > 0 and (saved / "config.json").is_file()
+    assert (saved / "tokenizer_config.json").is_file()
     # the per-step curve: everything TRL logs
     steps = rows(db, "SELECT * FROM step ORDER BY step")
     assert [s["step"] for s in steps] == [1, 2, 3]
@@ -107,10 +109,10 @@ def test_offline_wandb_run_id_is_the_recorded_id(cli, isolated):
     assert f"wandb sync {offline_dir}" in proc.stdout
 
 
-def start_long_run(isolated, *extra):
-    cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *QUICK, "--max_steps", "2000",
+def start_long_run(isolated, *extra, args=QUICK, **popen):
+    cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *args, "--max_steps", "2000",
            "--hypothesis", "long", *extra]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     db = isolated / "grpo_lab.db"
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some training steps are in the store
@@ -137,6 +139,24 @@ def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error)
     assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0
     assert rows(db, "SELECT count(*) AS n FROM result WHERE stage = 'before'")[0]["n"] > 0
     assert err.strip().splitlines()[-1].startswith("grpo-lab: error: run ")
+
+
+@pytest.mark.slow
+def test_ctrl_c_again_and_again_prints_no_traceback(isolated):
+    """A terminal's Ctrl-C reaches the whole process group (WandB's service too), again while the run records
+    its ending, closes WandB and runs exit hooks: the record is kept and the last line is still ours."""
+    args = [a for a in QUICK if a not in ("--wandb", "disabled")] + ["--wandb", "offline"]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    proc, db = start_long_run(isolated, args=args, start_new_session=True, env=env)
+    for _ in range(6):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, -signal.SIGINT), err  # -2: the last press landed as Python shut down
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1].startswith("grpo-lab: error: "), err
+    run = only_run(db)
+    assert run["status"] == "interrupted" and run["finished_at"]
 
 
 @pytest.mark.slow
@@ -183,8 +203,11 @@ def test_no_secrets_in_the_store(cli, isolated):
 
 
 def test_db_flag_and_env_choose_the_store(cli, isolated):
+    # GRPO_LAB_DB names grpo_lab.db (the fixture sets it); --db wins over it
     proc = cli("run", *QUICK, "--max_steps", "1", "--hypothesis", "h", "--db", "custom.db")
     assert proc.returncode == 0, proc.stderr
     assert (isolated / "custom.db").exists() and not (isolated / "grpo_lab.db").exists()
-    assert cli("runs", env={"GRPO_LAB_DB": str(isolated / "custom.db")}).stdout.count("finished") == 1
-    assert os.environ["GRPO_LAB_DB"].endswith("grpo_lab.db")
+    (run_id,) = [r["id"] for r in rows(isolated / "custom.db", "SELECT id FROM run")]
+    # without --db, GRPO_LAB_DB chooses the store: another file shows no runs, custom.db shows this one
+    assert run_id not in cli("runs", env={"GRPO_LAB_DB": str(isolated / "other.db")}).stdout
+    assert run_id in cli("runs", env={"GRPO_LAB_DB": str(isolated / "custom.db"), "COLUMNS": "200"}).stdout

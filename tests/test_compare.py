@@ -201,6 +201,7 @@ def test_paired_table_in_every_format(seeded):
     parsed = list(csv.DictReader(io.StringIO(cmp.to_csv(table))))
     assert float(parsed[1]["ci_low"]) == pytest.approx(j_up["ci_low"]) and parsed[0]["note"].startswith("n=5")
     assert "too small" in "".join(str(c) for c in cmp.to_rich(table).columns[10]._cells)
+    assert "n=5 too small: p cannot go below 0.0625" in cmp.to_plain(table)
 
 
 def test_baseline_errors(seeded):
@@ -257,3 +258,9 @@ def test_only_the_metrics_a_table_needs_are_fetched_and_nothing_shown_changes(st
     for all_columns in (False, True):
         shown = cmp.compare(store.fetch, all_columns=all_columns)
         assert shown.rows == cmp.build_table(everything, all_columns).rows
+
+
+def test_one_percent_formatter_everywhere():
+    from grpo_lab.metrics import pct
+
+    assert (pct(0.455), pct(0), pct(1), pct(None), pct(0.0004)) == ("45.5%", "0.0%", "100.0%", "-", "0.0%")

@@ -1,7 +1,9 @@
+import re
+
 import pytest
 
 from grpo_lab.config import RunConfig, load_presets, preset_values, resolve
-from grpo_lab.errors import ConfigError
+from grpo_lab.errors import ConfigError, GrpoLabError
 
 
 def test_defaults_are_the_seeds():
@@ -46,7 +48,7 @@ def test_plan_counts_prompts_not_completions():
         ({"min_num": 9, "max_num": 3}, "larger than --max_num"),
         ({"dataset_type": "small_numbers", "max_num": 20}, "small_numbers uses the range"),
         ({"learning_rate": -1.0}, "--learning_rate"),
-        ({"temperature": 0.0}, "--temperature must be above 0"),
+        ({"temperature": 0.0}, "--temperature must be at least 0.0001"),
         ({"beta": -0.1}, "--beta"),
         ({"epochs": 0}, "--epochs"),
         ({"max_steps": 0}, "--max_steps"),
@@ -112,3 +114,90 @@ def test_command_args_reproduce_the_config():
     )
     assert parsed == c
     assert resolve_config(None, {"tags": ["x,y", "z"]}).tags == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"temperature": float("inf")}, "--temperature must be a finite number (got inf)"),
+        ({"temperature": float("nan")}, "--temperature must be a finite number (got nan)"),
+        ({"temperature": 1e-320}, "--temperature must be at least 0.0001"),
+        ({"temperature": 101.0}, "--temperature must be at most 100 (got 101.0)"),
+        ({"learning_rate": float("inf")}, "--learning_rate must be a finite number"),
+        ({"learning_rate": float("-inf")}, "--learning_rate must be a finite number"),
+        ({"beta": float("inf")}, "--beta must be a finite number"),
+        ({"beta": float("nan")}, "--beta must be a finite number"),
+        ({"seed": -1}, "--seed must be at least 0 (got -1)"),
+        ({"seed": 2**32}, "--seed must be at most 4294967295"),
+        ({"threads": 10**11}, "--threads must be at most 1024"),
+        ({"max_steps": 10**23}, "--max_steps must be at most 2147483647"),
+        ({"epochs": 2**31}, "--epochs must be at most 2147483647"),
+        ({"batch_size": 2**40, "num_generations": 2**39}, "--batch_size must be at most 2147483647"),
+        ({"eval_samples": -1}, "--eval_samples must be at least 0"),
+        ({"eval_batch_size": 10**23}, "--eval_batch_size must be at most"),
+        ({"max_completion_length": 10**23}, "--max_completion_length must be at most"),
+        ({"min_num": -(10**23)}, "--min_num must be at least -1000000000"),
+        ({"max_num": 10**10}, "--max_num must be at most 1000000000"),
+        ({"batch_size": "16"}, "--batch_size must be a whole number (got '16')"),
+        ({"batch_size": True}, "--batch_size must be a whole number (got True)"),
+        ({"learning_rate": "fast"}, "--learning_rate must be a number"),
+        ({"model_name": 3}, "--model_name must be text"),
+        ({"model_name": ""}, "--model_name is empty"),
+        ({"model_name": "  "}, "--model_name is empty"),
+        ({"model_name": "tiny\x1b[2J"}, "--model_name holds the control character U+001B"),
+        ({"exp_name": ""}, "--exp_name is empty"),
+        ({"exp_name": "a\nb"}, "--exp_name holds a line break"),
+        ({"tags": ["x" * 65]}, "has 65 characters; WandB takes 64"),
+        ({"tags": ["a\tb"]}, "--tags holds the control character U+0009"),
+        ({"eval_suite": "/dev/zero.jsonl"}, "does not exist"),
+        ({"output_dir": ""}, "--output_dir is empty"),
+        ({"output_dir": "/proc/self/x"}, "cannot write in /proc/self"),
+    ],
+)
+def test_values_that_make_no_sense_for_training_are_refused(kwargs, message):
+    with pytest.raises(GrpoLabError, match=re.escape(message)):
+        RunConfig(**kwargs)
+
+
+def test_an_output_dir_never_replaces_files(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "model.safetensors").write_text("a previous run's model")
+    for path, message in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "x", "is a file, not a folder"),
+                          (tmp_path / "used", "already holds files")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            RunConfig(output_dir=str(path))
+    (tmp_path / "empty").mkdir()
+    assert RunConfig(output_dir=str(tmp_path / "empty")).output_dir == str(tmp_path / "empty")
+    assert RunConfig(output_dir=str(tmp_path / "new" / "deeper")).output_dir
+
+
+def test_a_suite_file_must_be_a_regular_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jsonl")  # reading it would wait forever
+    (tmp_path / "dir.jsonl").mkdir()
+    for name in ("pipe.jsonl", "dir.jsonl"):
+        with pytest.raises(GrpoLabError, match="is not a regular file"):
+            RunConfig(eval_suite=str(tmp_path / name))
+
+
+@pytest.mark.parametrize(
+    ("explicit", "preset", "name"),
+    [
+        ({}, "cpu-quick", "cpu_quick"),
+        ({"max_steps": 10}, "cpu-quick", "cpu_quick_steps10"),
+        ({"beta": 0.0, "learning_rate": 1e-4}, "cpu-quick", "cpu_quick_lr0.0001_beta0"),
+        ({"beta": 0.1, "n_samples": 500}, "cpu-quick", "cpu_quick"),  # the preset's own values change nothing
+        ({"seed": 3, "tags": ["x"], "threads": 1, "eval_batch_size": 8}, "cpu-quick", "cpu_quick"),  # same experiment
+        ({"dataset_type": "mixed", "n_samples": 300, "batch_size": 240}, "cpu-quick", "cpu_quick_mixed_n300_b240"),
+        ({"temperature": 1.2}, "break_87_barrier", "break_87_barrier_t1.2"),  # a preset without exp_name
+        ({}, None, "grpo_arithmetic_b256_g16"),
+        ({"batch_size": 64, "reward": "partial"}, None, "grpo_arithmetic_b64_g16_partial"),
+        ({"model_name": "Qwen/Qwen2-0.5B-Instruct", "max_num": 50}, None, "grpo_arithmetic_b256_g16_max50"),
+        ({"model_name": "tiny-arith", "min_num": 5}, None, "grpo_arithmetic_b256_g16_min5_tiny-arith"),
+        ({"exp_name": "mine", "beta": 0.0}, "cpu-quick", "mine"),
+    ],
+)
+def test_default_names_tell_runs_apart(explicit, preset, name):
+    assert resolve(explicit, preset).exp_name == name

@@ -15,3 +15,10 @@ def test_readme_has_setup_main_job_and_test_commands():
     assert "pip install torch==2.13.0" in text
     assert "grpo-lab run --preset cpu-quick --criteria" in text
     assert "python -m pytest" in text
+
+
+def test_readme_says_how_to_get_the_cpu_build_of_torch():
+    text = " ".join(README.read_text().split())
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    assert "On a stock Linux machine that is PyTorch's default build, with CUDA libraries" in text
+    assert "installs a CPU build of torch first" not in text  # what held only on a machine configured so

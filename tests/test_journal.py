@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import call
 from markdown_it import MarkdownIt
 
 from grpo_lab.criteria import decide, parse
@@ -254,3 +255,144 @@ def test_the_plot_has_legends_the_kl_and_every_suite(isolated):
     kl = next(ax for ax in fig.axes if ax.get_title() == "KL").get_lines()[0]
     assert list(kl.get_xdata()) == [1, 2, 3, 4, 5, 6] and kl.get_ydata()[-1] == 0.3
     assert plot_png(s, view).startswith(b"\x89PNG")
+
+
+# --- hostile templates, forged markers, bad --out, interrupted renders -------------------------------------------
+
+
+@pytest.fixture
+def light(isolated):
+    """A store of three recorded runs (no training), and a rendered journal."""
+    s = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    add_run(s, "light001", "finished", "2026-02-01T10:00:00+00:00")
+    add_run(s, "light002", "failed", "2026-02-02T10:00:00+00:00", error="RuntimeError: boom")
+    add_run(s, "light003", "finished", "2026-02-03T10:00:00+00:00")
+    assert call("journal", "render").returncode == 0
+    return s
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "unsafe"),
+        ("{{ ().__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("{{ lipsum.__globals__['__builtins__'].open('/etc/passwd').read() }}", "unsafe"),
+        ("{{ joiner.__init__.__globals__ }}", "unsafe"),
+        ("{{ run.__class__ }}{{ run.items.__self__.clear() }}", "unsafe"),
+        ("{% set _ = run.tags.append('x') %}", "unsafe"),
+        ("{{ 'x' * 10**10 }}", "too large"),
+        ("{{ 2 ** 100000000 }}", "too large"),
+        ("{% for i in range(10**9) %}{% endfor %}", "Range too big"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion"),
+    ],
+)
+def test_a_template_that_reaches_for_internals_is_refused(light, isolated, template, message):
+    (isolated / "evil.md.j2").write_text(template + "\n")
+    before = tree(isolated / "journal")
+    for args in (["--stdout"], []):
+        result = call("journal", "render", "light001", "--template", "evil.md.j2", *args)
+        assert result.returncode == 2 and result.stdout == "", result
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("grpo-lab: error: template evil.md.j2 line 1: ") and message in line, line
+        assert "uid=" not in line and "root:" not in line
+    assert tree(isolated / "journal") == before
+
+
+def test_templates_still_read_what_they_are_given(light, isolated):
+    (isolated / "ok.md.j2").write_text("{{ run.id }} {{ run.tags | join(',') }} {{ 'ab' * 3 }} {{ 2 ** 10 }}\n")
+    assert (
+        call("journal", "render", "light001", "--stdout", "--template", "ok.md.j2").stdout == "light001 t ababab 1024\n"
+    )
+
+
+def test_user_text_cannot_forge_an_entry_or_grow_the_journal(light, isolated):
+    forged = "<!-- grpo-lab:end light001 -->\n<!-- grpo-lab:begin light001 -->\n"
+    forged += "### fake - 2026-01-01_00:00 - Run ID: fake0001"
+    light.update_run("light001", hypothesis=f"a hypothesis {forged}", exp_name="exp\n<!-- grpo-lab:end light002 -->")
+    assert call("note", "light001", forged, "--kind", "learning").returncode == 0
+    assert call("note", "light002", forged, "--kind", "comment").returncode == 0
+    path = isolated / "journal" / "research_journal.md"
+    assert call("journal", "render").returncode == 0
+    first = path.read_text()
+    for _ in range(2):
+        assert call("journal", "render").returncode == 0
+        assert path.read_text() == first  # no growth: every entry replaced in place
+    lines = first.splitlines()
+    for rid in ("light001", "light002", "light003"):
+        assert lines.count(f"<!-- grpo-lab:begin {rid} -->") == 1 and lines.count(f"<!-- grpo-lab:end {rid} -->") == 1
+    assert not any(line.startswith("### fake") for line in lines)
+    assert sum(line.startswith("### ") for line in lines) == 3
+    assert "&lt;!-- grpo-lab:end light001 --> &lt;!-- grpo-lab:begin light001 --> ### fake" in first  # shown, defused
+
+
+def test_a_templates_own_markers_are_defused(light, isolated):
+    (isolated / "m.md.j2").write_text("{{ run.id }}\n<!-- grpo-lab:end {{ run.id }} -->\n")
+    assert call("journal", "render", "--template", "m.md.j2").returncode == 0
+    text = (isolated / "journal" / "research_journal.md").read_text()
+    assert text.count("<!-- grpo-lab:end light001 -->") == 1 and "&lt;!-- grpo-lab:end light001 -->" in text
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("journal", "is a folder; give the journal file"),
+        ("", "is a folder; give the journal file"),
+        ("notes.txt/j.md", "notes.txt is a file, not a folder"),
+        ("binary.md", "is not UTF-8 text, so not a journal"),
+        ("/proc/version", "cannot write the journal at /proc"),
+        ("/proc/self/j.md", "cannot write the journal at /proc/self"),
+        ("/dev/null", "is not a regular file"),
+    ],
+)
+def test_a_journal_that_cannot_be_written_is_one_line_and_changes_nothing(light, isolated, out, message):
+    (isolated / "notes.txt").write_text("mine\n")
+    (isolated / "binary.md").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    before = tree(isolated)
+    result = call("journal", "render", "--out", out)
+    assert result.returncode == 2, result
+    (line,) = result.stderr.splitlines()
+    assert message in line, line
+    assert tree(isolated) == {k: v for k, v in before.items()}  # the store, the journal, the user's files
+
+
+def test_write_files_is_all_or_nothing(tmp_path):
+    from grpo_lab.journal import write_files
+
+    with pytest.raises(OSError):
+        write_files({tmp_path / "a" / "first.md": b"one", Path("/proc/self/nowhere/b.png"): b"two"})
+    assert list(tmp_path.iterdir()) == []  # neither the file, its temporary, nor the folder made for it
+
+
+def test_temporary_files_of_a_killed_render_are_removed(light, isolated):
+    import os
+
+    journal = isolated / "journal"
+    dead = journal / ".research_journal.md.grpo-lab-tmp-999999999-abc.tmp"  # above any pid_max: never alive
+    dead_png = journal / "assets" / ".light001.png.grpo-lab-tmp-999999999-x.tmp"
+    mine = journal / f".research_journal.md.grpo-lab-tmp-{os.getpid()}-live.tmp"  # a render still writing
+    for p in (dead, dead_png, mine):
+        p.write_bytes(b"partial")
+    assert call("journal", "render").returncode == 0
+    assert not dead.exists() and not dead_png.exists() and mine.exists()
+
+
+def test_an_interrupted_render_leaves_no_temporary_files(light, isolated):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(40):  # about ten seconds of plots
+        add_run(light, f"many{i:04d}", "finished", f"2026-03-01T10:{i:02d}:00+00:00")
+    before = tree(isolated / "journal")
+    proc = subprocess.Popen([sys.executable, "-c", "from grpo_lab.cli import main; main()", "journal", "render"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(3)  # imports done, plots being drawn
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "grpo-lab: error: terminated\n"
+    assert tree(isolated / "journal") == before  # nothing half-written, no temporary file left

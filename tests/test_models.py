@@ -69,3 +69,27 @@ def test_smollm2_is_dequantised_once_into_the_cache():
     model = models.load_model(m.path)
     assert not getattr(model, "is_quantized", False)
     assert 100e6 < sum(p.numel() for p in model.parameters()) < 200e6
+
+
+def test_a_missing_local_folder_says_it_is_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ModelNotFoundError, match=r"no model directory at runs/does-not-exist \(runs/ has no"):
+        models.resolve("runs/does-not-exist")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ModelNotFoundError, match="weights.bin is a file, not a checkpoint directory"):
+        models.resolve("weights.bin")
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_model_name_says_so(name):
+    with pytest.raises(ModelNotFoundError, match="the model name is empty; give a built-in model"):
+        models.resolve(name)
+
+
+def test_dry_run_warns_about_models_that_will_not_load_offline(tmp_path):
+    assert models.offline_warning("tiny-arith") is None and models.offline_warning(str(tmp_path)) is None
+    assert models.offline_warning("run:abc123") is None  # a recorded run's model: checked when the run starts
+    warning = models.offline_warning("Qwen/Qwen2-0.5B-Instruct")
+    assert "neither built in, a local folder, nor in the Hugging Face cache" in warning and "tiny-arith" in warning
+    assert "is not a local folder" in models.offline_warning("./no/such/checkpoint")

@@ -133,7 +133,7 @@ def test_report_command_writes_one_self_contained_file(cli, store, isolated):
     assert HOSTILE not in html and "<script>window" not in html  # only as \u003c-escaped JSON
     assert html.count("<script") - rp.plotly_js().count("<script") == 3 + 3  # data, plotly, app; 3 runs' blobs
     data = json.loads(html.split('id="report-data">', 1)[1].split("</script>", 1)[0])
-    assert [r["id"] for r in data["rows"]] == RUN_IDS[-5:]
+    assert [r["id"] for r in data["rows"]] == RUN_IDS[-5:][::-1]  # newest first, as compare
 
 
 @pytest.mark.parametrize(

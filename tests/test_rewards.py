@@ -115,3 +115,13 @@ def test_answer_complete_never_fires_before_the_answer_is_fixed():
                     tail,
                 )
                 break
+
+
+def test_one_registry_names_every_reward_and_the_flag_offers_exactly_those():
+    from grpo_lab.config import config_fields
+    from grpo_lab.rewards import REWARDS, reward_function
+
+    (choices,) = [meta["choices"] for name, _, _, meta in config_fields() if name == "reward"]
+    assert choices == tuple(REWARDS) == ("binary", "partial")
+    for name in REWARDS:
+        assert reward_function(name).__name__ == f"{name}_reward"  # TRL logs rewards/<name>_reward/mean

@@ -7,6 +7,7 @@ import torch
 
 from grpo_lab import evaluation, models, tasks, training
 from grpo_lab.config import RunConfig
+from grpo_lab.errors import GrpoLabError
 from grpo_lab.rewards import binary_reward
 
 TINY = models.resolve("tiny-arith")
@@ -200,3 +201,48 @@ def test_same_seed_same_training_and_greedy_results(tmp_path):
 def test_reward_flag_picks_the_reward_function(tmp_path, reward):
     _, _, rec = quick_train(tmp_path, reward=reward, max_steps=1)
     assert f"rewards/{reward}_reward/mean" in rec.steps[-1][1]
+
+
+SAVE_UNDER_A_FULL_DISK = """
+import resource, signal, sys
+from grpo_lab import models, training
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+path = models.tiny_path()
+model, tokenizer = models.load_model(str(path)), models.load_tokenizer(str(path))
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    training.save_marked(sys.argv[1], model.save_pretrained, tokenizer.save_pretrained)
+except Exception as exc:  # safetensors raises its own error
+    print("failed:", exc)
+"""
+
+
+def test_a_model_that_cannot_be_written_is_marked_and_never_loads_as_a_run_model(tmp_path):
+    """config.json fits under the limit and the weights do not: before, that left a folder that loaded as a
+    model and crashed `eval --model_name run:ID`; now the folder says the save did not finish, and run:ID
+    refuses it in one line."""
+    import json
+    import subprocess
+    import sys
+
+    from grpo_lab.runner import resolve_model
+    from grpo_lab.store.db import Run, Store
+
+    out = tmp_path / "runs" / "abcd1234"
+    proc = subprocess.run([sys.executable, "-c", SAVE_UNDER_A_FULL_DISK, str(out)], capture_output=True, text=True)
+    assert proc.stdout.startswith("failed:") and "File too large" in proc.stdout, proc.stdout + proc.stderr
+    assert training.model_incomplete(out) and (out / "config.json").exists()
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_run(Run(id="abcd1234", status="failed", started_at="2026-01-01T00:00:00+00:00", host="h",
+                         model_name="tiny-arith", output_dir=str(out), config=json.dumps({})))  # fmt: skip
+    with pytest.raises(GrpoLabError, match="saved model in .* is incomplete"):
+        resolve_model("run:abcd1234", store)
+
+
+def test_a_saved_model_is_whole_and_unmarked(tmp_path):
+    path = models.tiny_path()
+    model, tokenizer = models.load_model(str(path)), models.load_tokenizer(str(path))
+    out = tmp_path / "out"
+    training.save_marked(str(out), model.save_pretrained, tokenizer.save_pretrained)
+    assert {"config.json", "model.safetensors", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
+    assert not training.model_incomplete(out) and models.resolve(str(out)).path == str(out)

@@ -20,7 +20,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from .sqlite_read import _connect_ro
+from .sqlite_read import connect_read
 
 RUN_COLUMNS = ("id", "kind", "exp_name", "status", "hypothesis", "expected", "criteria", "command", "resolved_command",
                "error", "tags", "model_name", "started_at", "duration_s", "verdict", "verdict_detail")  # fmt: skip
@@ -31,7 +31,7 @@ _SAMPLE_NUMBER = "round(IIF(abs({0}) <= 1.7976931348623157e308, {0}, NULL), 4)"
 
 
 def _query(path: Path, sql: str, params: Sequence[Any], functions: Iterable[tuple[str, int, Callable]] = ()):
-    conn = _connect_ro(path)
+    conn = connect_read(path)
     try:
         for name, n_args, func in functions:
             conn.create_function(name, n_args, func, deterministic=True)

@@ -1,0 +1,116 @@
+"""Tables that fit where they are shown: a terminal's width, or a file.
+
+On a terminal a table keeps the columns that matter most and fits them to the width without wrapping a
+word: the lowest-priority columns are left out (and named, so a person knows what to ask for), and one
+flexible column (a hypothesis, say) is cut short with an ellipsis. In a file or a pipe every column is
+written in full as plain aligned text: nothing is wrapped, whatever the width. Pure functions over
+strings; rich is imported only to draw on a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+GAP = 3  # characters between two columns of a terminal table (padding and rule)
+SHOWN_NAMES = 5  # columns left out that the note names
+
+
+@dataclass
+class Column:
+    key: str  # the name a person can ask for (a --sort or --where field)
+    header: str  # what the table shows (a readable abbreviation, perhaps)
+    cells: list[str] = field(default_factory=list)
+    priority: int = 50  # lower stays longer when the width runs out
+    flex: bool = False  # may be cut short with an ellipsis, down to min_width
+    min_width: int = 12
+    right: bool = False  # numbers line up on the right
+
+
+def width_of(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def natural_width(column: Column) -> int:
+    return max([width_of(column.header), *map(width_of, column.cells)])
+
+
+def fit(columns: Sequence[Column], width: int) -> tuple[list[Column], list[Column]]:
+    """The columns that fit ``width`` (in their order) and those left out (lowest priority first out).
+    Flexible columns count at their least width; the first column is always kept."""
+
+    def needed(cols: Sequence[Column]) -> int:
+        widths = [min(natural_width(c), c.min_width) if c.flex else natural_width(c) for c in cols]
+        return sum(widths) + GAP * (len(cols) - 1)
+
+    kept, dropped = list(columns), []
+    while len(kept) > 1 and needed(kept) > width:
+        victim = max(kept[1:], key=lambda c: c.priority)
+        kept.remove(victim)
+        dropped.append(victim)
+    return kept, dropped
+
+
+def _flex_widths(kept: Sequence[Column], width: int) -> dict[str, int]:
+    """Widths of the flexible columns: what the others leave, shared out narrowest need first (a short name
+    gets all it needs, a long hypothesis the rest), never below a column's least width."""
+    flex = sorted((c for c in kept if c.flex), key=natural_width)
+    room = width - sum(natural_width(c) for c in kept if not c.flex) - GAP * (len(kept) - 1)
+    widths = {}
+    for i, c in enumerate(flex):
+        share = room // (len(flex) - i)
+        widths[c.key] = max(min(natural_width(c), c.min_width), min(natural_width(c), share))
+        room -= widths[c.key]
+    return widths
+
+
+def plain(columns: Sequence[Column]) -> str:
+    """Every column in full, aligned with two spaces, the last one unpadded: for files, pipes, grep and awk."""
+    widths = [natural_width(c) for c in columns]
+    rows = [[c.header for c in columns]] + [list(r) for r in zip(*(c.cells for c in columns), strict=True)]
+    lines = []
+    for row in rows:
+        parts = []
+        for i, (text, col, w) in enumerate(zip(row, columns, widths, strict=True)):
+            pad = " " * (w - width_of(text))
+            last = i == len(columns) - 1
+            parts.append(pad + text if col.right else text + ("" if last else pad))
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def terminal_table(columns: Sequence[Column], width: int, title: str | None = None, notes: Sequence[str] = (),
+                   more: str = ""):  # fmt: skip
+    """A rich table of the columns that fit ``width``, no cell wrapped; a note under it names the columns left
+    out, followed by ``more`` (how to see them)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    kept, dropped = fit(columns, width)
+    widest = _flex_widths(kept, width)
+    notes = list(notes)
+    if dropped:
+        names = [c.key for c in sorted(dropped, key=lambda c: columns.index(c))]
+        listed = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        notes.append(f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''} ({listed}){more}")
+    table = Table(title=escape(title) if title else None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  caption="\n".join(escape(n) for n in notes) or None, caption_justify="left")  # fmt: skip
+    for c in kept:
+        w = widest.get(c.key, natural_width(c))
+        table.add_column(escape(c.header), justify="right" if c.right else "left", no_wrap=True,
+                         overflow="ellipsis", min_width=w, max_width=w)  # fmt: skip
+    for row in zip(*(c.cells for c in kept), strict=True):
+        table.add_row(
+            *(escape(clip(text, widest[c.key]) if c.key in widest else text) for c, text in zip(kept, row, strict=True))
+        )
+    return table
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells, its end marked with an ellipsis when something was cut."""
+    from rich.cells import set_cell_size
+
+    return text if width_of(text) <= width else set_cell_size(text, max(0, width - 1)).rstrip() + "…"

@@ -1,0 +1,147 @@
+"""Terminal views: progress that reaches a log file while training runs, and tables that fit the terminal."""
+
+import io
+import re
+
+from rich.console import Console
+
+from grpo_lab.display import LiveView, progress_line
+
+
+class Log(io.StringIO):
+    """A log file (not a terminal) that counts flushes: a line must reach the file when it is printed."""
+
+    flushes = 0
+
+    def flush(self):
+        self.flushes += 1
+        super().flush()
+
+
+def test_without_a_terminal_training_prints_plain_progress_lines_as_it_goes():
+    log = Log()
+    view = LiveView(Console(file=log, width=80))
+    assert not view.out.is_terminal
+    view.on_train_begin(40)
+    shown = []
+    for step in range(1, 41):
+        view.on_step(step, {"reward": -0.5 + step / 100, "frac_reward_zero_std": 0.25, "kl": 0.0123})
+        shown.append(log.getvalue().count("\n"))
+    view.close()
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "training: 40 steps, a line every 2"
+    steps = [int(re.match(r"step (\d+)/40  ", line)[1]) for line in lines[1:]]
+    assert steps == list(range(2, 41, 2))  # every 2nd step, the last one included
+    assert shown[1] == 2 and shown[2] == 2 and shown[3] == 3  # each line written when its step ends
+    assert log.flushes >= len(lines)
+    assert re.fullmatch(
+        r"step 40/40  reward -0\.100  zero-std 0\.25  kl 0\.0123  elapsed 0:00:\d\d  eta 0:00:00", lines[-1]
+    )
+    assert "━" not in log.getvalue()  # no bar drawn into the file
+
+
+def test_a_slow_run_still_prints_at_least_every_so_often():
+    log = io.StringIO()
+    view = LiveView(Console(file=log, width=80))
+    view.QUIET_SECONDS = 0.0  # every step is "a minute later"
+    view.on_train_begin(1000)  # a line every 50 steps otherwise
+    for step in (1, 2, 3):
+        view.on_step(step, {"reward": 0.0})
+    assert [line.split("  ")[0] for line in log.getvalue().splitlines()[1:]] == ["step 1/1000", "step 2/1000",
+                                                                                 "step 3/1000"]  # fmt: skip
+
+
+def test_progress_line_estimates_the_time_left():
+    assert progress_line(10, 40, "reward +0.100", 30.0) == "step 10/40  reward +0.100  elapsed 0:00:30  eta 0:01:30"
+    assert progress_line(0, 40, "x", 0.0).endswith("eta -")
+    assert progress_line(3, 3, "x", 3725.4).endswith("elapsed 1:02:05  eta 0:00:00")
+
+
+def test_on_a_terminal_training_shows_a_live_bar():
+    log = io.StringIO()
+    view = LiveView(Console(file=log, width=100, force_terminal=True))
+    view.on_train_begin(4)
+    view.on_step(2, {"reward": 0.5})
+    view.close()
+    assert "training" in log.getvalue() and "2/4" in log.getvalue() and "step 2/4" not in log.getvalue()
+
+
+# --- tables that fit --------------------------------------------------------------------------------------------
+
+from grpo_lab.layout import Column, fit, plain, terminal_table  # noqa: E402
+
+
+def render(table, width: int) -> list[str]:
+    buf = io.StringIO()
+    Console(file=buf, width=width).print(table)
+    return buf.getvalue().splitlines()
+
+
+def columns():
+    return [
+        Column("id", "id", ["abcd1234", "efgh5678"], 0),
+        Column("name", "name", ["a_rather_long_experiment_name", "short"], 2, flex=True, min_width=10),
+        Column("held_out", "held_out", ["45.0%", "50.5%"], 1, right=True),
+        Column("learning_rate", "lr", ["5e-05", "0.0001"], 3),
+        Column("diagnostics", "diagnostics", ["zero-std kl-range overfitting", "-"], 9),
+    ]
+
+
+def test_a_terminal_table_keeps_what_matters_and_names_what_it_left_out():
+    for width in (40, 60, 80, 130):
+        lines = render(terminal_table(columns(), width, "2 runs", more=": --all-columns shows them"), width)
+        assert all(len(line) <= width for line in lines), (width, lines)
+        body = "\n".join(lines)
+        assert "abcd1234" in body and "45.0%" in body  # the columns that matter most survive
+        if width == 40:  # the flexible column is cut short, with an ellipsis
+            assert "a_rather_long_experiment_name" not in body and "a_rather_long_exp…" in body
+    narrow = "\n".join(render(terminal_table(columns(), 40, more=": --all-columns shows them"), 40))
+    assert "2 more columns (learning_rate, diagnostics): --all-columns shows them" in " ".join(narrow.split())
+    wide = "\n".join(render(terminal_table(columns(), 130), 130))
+    assert "more column" not in wide and "zero-std kl-range overfitting" in wide
+
+
+def test_fit_drops_the_lowest_priority_first_and_keeps_the_first_column():
+    kept, dropped = fit(columns(), 40)
+    assert [c.key for c in dropped] == ["diagnostics", "learning_rate"]
+    assert [c.key for c in kept] == ["id", "name", "held_out"]
+    kept, _ = fit(columns(), 1)
+    assert [c.key for c in kept] == ["id"]
+
+
+def test_plain_text_keeps_every_column_whole_and_aligned():
+    text = plain(columns())
+    lines = text.splitlines()
+    assert lines[0].split() == ["id", "name", "held_out", "lr", "diagnostics"]
+    assert "a_rather_long_experiment_name" in lines[1] and lines[1].endswith("zero-std kl-range overfitting")
+    assert lines[1].index("45.0%") == lines[2].index("50.5%")  # right-aligned numbers line up
+    assert lines[2].rstrip() == lines[2] and "…" not in text
+
+
+def test_runs_fit_a_terminal_and_are_whole_in_a_pipe(isolated):
+    import json
+
+    from conftest import call
+
+    from grpo_lab.display import print_runs
+    from grpo_lab.store.db import Run, Store
+
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    hypothesis = "a long hypothesis that says in many words what this run tests and why it matters " * 2
+    for i in range(3):
+        store.create_run(Run(id=f"run0000{i}", exp_name=f"an_experiment_with_a_long_name_{i}", status="running",
+                             started_at=f"2026-01-0{i + 1}T10:00:00+00:00", host="h", model_name="tiny-arith",
+                             hypothesis=hypothesis, config=json.dumps({})))  # fmt: skip
+        store.finish_run(f"run0000{i}", "finished", metrics={"held_out": 0.5, "held_out_before": 0.4})
+    piped = call("runs").stdout  # not a terminal: plain text, whole
+    lines = piped.splitlines()
+    assert lines[0].split()[:3] == ["id", "status", "name"] and len(lines) == 4
+    assert all(hypothesis.strip() in line for line in lines[1:]) and "40.0% -> 50.0%" in piped
+    for width in (80, 130):
+        out = io.StringIO()
+        print_runs(store.runs(), Console(file=out, width=width, force_terminal=True, color_system=None))
+        shown = out.getvalue().splitlines()
+        assert all(len(line) <= width for line in shown), shown
+        rows = [line for line in shown if line.startswith("run0000")]
+        assert len(rows) == 3 and all("40.0→50.0%" in row for row in rows)
+        assert all(row.split()[1] == "finished" for row in rows)  # no cell wrapped onto a second line

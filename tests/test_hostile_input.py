@@ -1,0 +1,294 @@
+"""Hostile input, table-driven: every command and flag, with wrong types, extremes, encodings, paths, URLs,
+templates, IDs, filters and criteria. Each case must end with exit code 2, exactly one line on stderr that
+starts with "grpo-lab: error:", no traceback, and the store, the journal and every other file exactly as they
+were. Cases run in this process (main() as the console script runs it, sys.argv patched), so that 200 of
+them take seconds; a few run as real subprocesses at the end, for what only a real process shows.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import call
+
+from grpo_lab.metrics import compute
+from grpo_lab.store.db import Run, Store
+
+HUGE, NEG_HUGE = "99999999999999999999999", "-99999999999999999999999"
+INT_FLAGS = ("n_samples", "min_num", "max_num", "batch_size", "num_generations", "epochs", "max_completion_length",
+             "max_steps", "seed", "eval_samples", "eval_batch_size", "threads")  # fmt: skip
+FLOAT_FLAGS = ("learning_rate", "temperature", "beta")
+RUN = ("run", "--hypothesis", "h")  # a real run, were its input accepted: must fail before anything is written
+DRY = ("run", "--dry_run")
+
+TEMPLATES = {
+    "os.md.j2": "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "mro.md.j2": "{{ ().__class__.__mro__[1].__subclasses__() }}",
+    "open.md.j2": "{{ lipsum.__globals__['__builtins__'].open('/etc/passwd').read() }}",
+    "mutate.md.j2": "{% set _ = run.tags.append('x') %}",
+    "big.md.j2": "{{ 'x' * 10**10 }}",
+    "pow.md.j2": "{{ 2 ** 100000000 }}",
+    "range.md.j2": "{% for i in range(10**9) %}{% endfor %}",
+    "recursion.md.j2": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "syntax.md.j2": "{% if run.id %}",
+    "undefined.md.j2": "{{ run.no_such_field }}",
+    "raise.md.j2": "{{ run.tags | first | int // 0 }}",
+}
+
+
+def cases():
+    c = []
+
+    def add(*args, id=None):  # noqa: A002
+        c.append(pytest.param(list(args), id=id or " ".join(a[:24] for a in args)[:60]))
+
+    # commands and options that do not exist
+    add("nonsense")
+    add("--bogus")
+    add("run", "--no_such_flag", "1")
+    add("journal", "nonsense")
+    add("runs", "extra-argument")
+    add("run", "--batch_size")  # an option without its value
+    # every integer flag: not a number, a fraction, empty, beyond what the libraries take, far below
+    for flag in INT_FLAGS:
+        for value in ("x", "1.5", "", HUGE, NEG_HUGE):
+            add(*DRY, f"--{flag}", value)
+    # every float flag: infinite, not a number, overflowing, not a number at all, empty, negative
+    for flag in FLOAT_FLAGS:
+        for value in ("inf", "-inf", "nan", "1e999", "x", "", "-1"):
+            add(*DRY, f"--{flag}", value)
+    add(*DRY, "--temperature", "1e-320")
+    add(*DRY, "--temperature", "0")
+    add(*DRY, "--temperature", "1000")
+    for flag, bad in (("dataset_type", "words"), ("dataset_type", "ARITHMETIC"), ("dataset_type", ""),
+                      ("reward", "dense"), ("reward", "BINARY"), ("reward", "")):  # fmt: skip
+        add(*DRY, f"--{flag}", bad)
+    # names, tags and paths
+    for value in ("", "   ", "tiny\x1b[2J", "tiny\narith"):
+        add(*DRY, "--model_name", value, id=f"run --model_name {value!r}")
+    for value in ("", "two\nlines", "\x07bell"):
+        add(*DRY, "--exp_name", value, id=f"run --exp_name {value!r}")
+    add(*DRY, "--tags", "x" * 65)
+    add(*DRY, "--tags", "a\x1bb", id="run --tags escape")
+    for suite in ("", "arith-v9", "none ", "missing.jsonl", "files/d.jsonl", "files/bin.jsonl", "files/empty.jsonl",
+                  "files/zero.jsonl", "files/fifo.jsonl", "files/badjson.jsonl", "files/fields.jsonl",
+                  "files/dupes.jsonl", "files/train.jsonl", "files/we ird.jsonl", "/proc/self/nope.jsonl"):  # fmt: skip
+        add(*DRY, "--eval_suite", suite)
+    for out in ("", "files/afile", "files/afile/x", "/proc/self/x", "files/full", "/proc/version"):
+        add(*DRY, "--output_dir", out)
+    for preset in ("", "nope", "../cpu-quick"):
+        add(*DRY, "--preset", preset)
+    add(*DRY, "--wandb", "")
+    add(*DRY, "--wandb", "sometimes")
+    # combinations that cannot train
+    add(*DRY, "--batch_size", "100")
+    add(*DRY, "--num_generations", "1", "--batch_size", "16")
+    add(*DRY, "--n_samples", "2000")
+    add(*DRY, "--n_samples", "10")
+    add(*DRY, "--min_num", "9", "--max_num", "3")
+    add(*DRY, "--dataset_type", "small_numbers", "--max_num", "20")
+    # what a run is for: hypothesis, expectation, criteria
+    add("run")
+    add("run", "--hypothesis", "   ")
+    add("run", "--hypothesis", "\x1b]0;pwned\x07", id="run --hypothesis escape")
+    add(*RUN, "--expected", "\x1b[2J", id="run --expected escape")
+    for criteria in ("arith-v1 >= inf", "accuracy > 1", "arith-v1 >= 0.4 or kl < 1", "arith-v1 >=", "'",
+                     "mixed-v1 > 0", "beta = 0.1", "arith-v1 > high", "arith-v1[^] > 0",
+                     "<!-- grpo-lab:end aaaa0001 -->"):  # fmt: skip
+        add(*RUN, "--criteria", criteria)
+    # models that are not there, as typed by a person (the store is opened: it must not change)
+    for model in ("runs/does-not-exist", "./nowhere", "files/afile", "/proc/self", "/dev/null", "a" * 300,
+                  "https://huggingface.co/Qwen/Qwen2-0.5B", "run:zzzz", "run:", "run:aaa", "run:aaaa0001"):  # fmt: skip
+        add(*RUN, "--model_name", "tiny-arith" if model == "" else model, "--output_dir", "files/new-out")
+    # names too long for the file system, wherever a path goes
+    long = "a" * 300
+    add(*DRY, "--output_dir", long, id="run --output_dir too long")
+    add(*DRY, "--eval_suite", f"{long}.jsonl", id="run --eval_suite too long")
+    add("journal", "render", "--out", f"{long}.md", id="journal render --out too long")
+    add("journal", "render", "--template", f"{long}.md.j2", id="journal render --template too long")
+    add("eval", "--model_name", f"./{long}", id="eval --model_name too long")
+    # runs, show, note, diff: IDs
+    add("runs", "--limit", "-1")
+    add("runs", "--limit", HUGE)
+    add("runs", "--limit", "x")
+    add("runs", "-n", "")
+    for run_id in ("", "aaa", "zzzz", "%", "_", "a" * 1000):
+        add("show", run_id)
+    add("show")
+    add("note", "aaaa0001", "")
+    add("note", "aaaa0001", "   ")
+    add("note", "aaaa0001", "\x1b[2J", id="note escape")
+    add("note", "aaaa0001", "x", "--kind", "")
+    add("note", "aaaa0001", "x", "--kind", "rumour")
+    add("note", "zzzz", "x")
+    add("note", "aaa", "x")
+    add("note")
+    add("diff", "aaaa0001", "zzzz")
+    add("diff", "zzzz", "aaaa0001")
+    add("diff", "", "aaaa0001")
+    add("diff", "aaaa0001")
+    # compare: IDs, filters, sorting, limits, formats, statistics
+    add("compare", "zzzz")
+    for where in ("colour=red", "beta=", "=1", "beta=0.1 or beta=0", "beta=0.1; DROP TABLE run", "'", "beta=0.1 and",
+                  "beta>>1", "arith-v1[=]>0", "held_out > 0.5 and and", "x" * 5000):  # fmt: skip
+        add("compare", "--where", where)
+    for sort in ("", "-", "nope", "-nope"):
+        add("compare", "--sort", sort)
+    for flag, value in (("--limit", "-1"), ("--limit", "0"), ("--limit", HUGE), ("--limit", "x"), ("--last", "-1"),
+                        ("--last", "0"), ("--last", HUGE), ("--format", ""), ("--format", "xml"),
+                        ("--format", "TABLE")):  # fmt: skip
+        add("compare", flag, value)
+    add("compare", "--baseline", "exp")
+    add("compare", "--metric", "held_out")
+    add("compare", "--group-by-seed", "--metric", "held_out")
+    add("compare", "--group-by-seed", "--baseline", "nope")
+    add("compare", "--group-by-seed", "--baseline", "exp", "--metric", "nope")
+    add("compare", "--db", "postgresql://user:secret@localhost:1/x")
+    # journal: templates that reach for internals or break, and places a journal cannot go
+    for name in TEMPLATES:
+        add("journal", "render", "--stdout", "--template", f"files/{name}")
+        add("journal", "render", "--template", f"files/{name}")
+    for template in ("/proc/self/mem", "files/bin.md", "files/adir", "files/missing.md.j2", "nonexistent", "",
+                     "files/fifo.md.j2"):  # fmt: skip
+        add("journal", "render", "--template", template)
+    for out in ("files/adir", "", "files/afile/x.md", "files/bin.md", "/proc/version", "/proc/self/x.md",
+                "/dev/null"):  # fmt: skip
+        add("journal", "render", "--out", out)
+    for since in ("", "2026-13-01", "yesterday", "9999-99-99"):
+        add("journal", "render", "--since", since)
+    add("journal", "render", "zzzz")
+    add("journal", "render", "aaa")
+    # eval (its lifecycle is another issue's; these already hold)
+    add("eval", "--model_name", "")
+    add("eval", "--model_name", "./no/such/model")
+    add("eval", "--model_name", "runs/does-not-exist")
+    add("eval", "--model_name", "run:zzzz")
+    add("eval", "--model_name", "tiny-arith", "--suite", "arith-v9")
+    add("eval", "--model_name", "tiny-arith", "--suite", "")
+    add("eval", "--model_name", "tiny-arith", "--suite", "files/zero.jsonl")
+    add("eval", "--model_name", "tiny-arith", "--batch_size", "0")
+    add("eval", "--model_name", "tiny-arith", "--max_new_tokens", "0")
+    # text that is not text: bytes the shell passed that are not UTF-8 reach Python as lone surrogates
+    add(*DRY, "--exp_name", "caf\udce9", id="run --exp_name latin-1 bytes")
+    add("note", "aaaa0001", "\udcff\udcfe", id="note invalid utf-8")
+    add("show", "\udcff", id="show invalid utf-8")
+    add("compare", "--where", "name=\udce9", id="compare --where invalid utf-8")
+    return c
+
+
+CASES = cases()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file's bytes (SQLite's -wal and -shm aside) and the store's rows as SQL."""
+    out = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+           for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}  # fmt: skip
+    conn = sqlite3.connect(f"file:{root / 'grpo_lab.db'}?mode=ro", uri=True)
+    try:
+        out["store rows"] = hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+    finally:
+        conn.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory):
+    """A store of three runs with a note, a rendered journal, and files a hostile tester would point at."""
+    root = tmp_path_factory.mktemp("arena")
+    store = Store(f"sqlite:///{root / 'grpo_lab.db'}")
+    for run_id, started in (("aaaa0001", "2026-01-02"), ("aaab0002", "2026-01-03"), ("bbbb0003", "2026-01-04")):
+        store.create_run(Run(
+            id=run_id, exp_name="exp", status="running", started_at=f"{started}T10:00:00+00:00", host="h",
+            model_name="tiny-arith", hypothesis="h", command="grpo-lab run", tags=json.dumps(["t"]),
+            output_dir=str(root / "runs" / run_id), config=json.dumps({"beta": 0.1, "num_generations": 16, "seed": 1}),
+        ))  # fmt: skip
+        curve = [(i, {"reward": -0.5 + i / 10, "frac_reward_zero_std": 0.7, "kl": 0.02}) for i in range(1, 4)]
+        results = [("before", "arith-v1", "overall", "", 60, 200), ("after", "arith-v1", "overall", "", 80, 200)]
+        store.record(run_id, steps=curve, results=results)
+        store.finish_run(run_id, "finished", metrics=compute(curve, results, {"arith-v1": 0}), verdict="unchecked",
+                         verdict_detail="no criteria were given")  # fmt: skip
+    store.add_note("aaaa0001", "a note", "learning")
+    from grpo_lab.journal import Selection, render
+
+    render(store, Selection(), root / "journal" / "research_journal.md")
+    store.close()
+    files = root / "files"
+    files.mkdir()
+    (root / "runs").mkdir()
+    (files / "adir").mkdir()
+    (files / "d.jsonl").mkdir()
+    (files / "full").mkdir()
+    (files / "full" / "model.safetensors").write_bytes(b"a model")
+    (files / "afile").write_text("mine\n")
+    (files / "bin.md").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    (files / "bin.jsonl").write_bytes(b"\xff\xfe\x00\x01")
+    (files / "empty.jsonl").write_text("")
+    (files / "badjson.jsonl").write_text("{not json\n")
+    (files / "fields.jsonl").write_text('{"prompt": "p", "answer": "1"}\n')
+    row = '{"prompt": "Calculate: 1 + 1 = ", "answer": "2", "task_type": "arithmetic", "operation": "+"}\n'
+    (files / "dupes.jsonl").write_text(row * 2)
+    (files / "train.jsonl").write_text(row)
+    (files / "we ird.jsonl").write_text(row)
+    (files / "zero.jsonl").symlink_to("/dev/zero")
+    os.mkfifo(files / "fifo.jsonl")
+    os.mkfifo(files / "fifo.md.j2")
+    for name, text in TEMPLATES.items():
+        (files / name).write_text(text + "\n")
+    conn = sqlite3.connect(root / "grpo_lab.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file holds everything: reads cannot change its bytes
+    conn.close()
+    gc.collect()
+    return root
+
+
+def test_enough_cases():
+    assert len(CASES) >= 150
+
+
+@pytest.mark.parametrize("args", CASES)
+def test_hostile_input_is_one_line_exit_2_and_changes_nothing(arena, monkeypatch, args):
+    monkeypatch.chdir(arena)
+    monkeypatch.setenv("GRPO_LAB_DB", str(arena / "grpo_lab.db"))
+    before = snapshot(arena)
+    result = call(*args)
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.returncode == 2, result
+    assert len(lines) == 1 and lines[0].startswith("grpo-lab: error: "), result.stderr
+    assert "uid=" not in result.stdout + result.stderr and "root:x:" not in result.stdout + result.stderr
+    assert snapshot(arena) == before
+    assert not (arena / "wandb").exists() and not (arena / "files" / "new-out").exists()
+
+
+def real(*args: bytes | str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GRPO_LAB_DB": str(cwd / "grpo_lab.db")}
+    return subprocess.run([sys.executable, "-c", "from grpo_lab.cli import main; main()", *args], cwd=cwd, env=env,
+                          capture_output=True, timeout=300)  # fmt: skip
+
+
+def test_in_a_real_process_too(arena):
+    """What only a real process shows: bytes in argv that are not UTF-8, a template run by the console script,
+    and a run refused before WandB or the store saw it."""
+    before = snapshot(arena)
+    for args, message in (
+        ((b"note", b"aaaa0001", b"caf\xe9"), b"argument 3 ('caf\\\\udce9') is not valid UTF-8 text"),
+        (("journal", "render", "--stdout", "--template", "files/os.md.j2"), b"is unsafe"),
+        (
+            ("run", "--hypothesis", "h", "--model_name", "tiny-arith", "--temperature", "inf", "--wandb", "offline"),
+            b"--temperature must be a finite number (got inf)",
+        ),
+        (("run", "--preset", "cpu-quick", "--seed", "4294967296", "--hypothesis", "h"), b"--seed must be at most"),
+    ):
+        proc = real(*args, cwd=arena)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count(b"\n") == 1 and message in proc.stderr and b"Traceback" not in proc.stderr
+        assert b"uid=" not in proc.stdout
+    assert snapshot(arena) == before and not (arena / "wandb").exists()
