@@ -236,7 +236,7 @@ def _report_run(store, recorded) -> None:
 def resume(
     run_id: str = typer.Argument(..., help="An interrupted, crashed or failed run (ID or unique prefix)."),
     db: str = db_option(),
-    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled [default: as the run was]."),
+    wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled \\[default: as the run was]"),
 ):
     """Continue a run from its newest checkpoint (it ran with --save_steps), in the same run row and WandB run.
 
@@ -494,7 +494,7 @@ def diff(
 
 @app.command()
 def report(
-    run_ids: list[str] = typer.Argument(None, help="Runs to include (IDs or prefixes) [default: all]."),
+    run_ids: list[str] = typer.Argument(None, help="Runs to include (IDs or prefixes) \\[default: all]"),
     where: str = typer.Option(None, "--where", help="Conditions like 'beta=0.1 and arith-v1>=0.4' (as compare)."),
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs."),
@@ -506,7 +506,7 @@ def report(
         None, "--baseline", help="Also pair every seed group with this one (a run name or ID), as compare --baseline."
     ),
     metric: str = typer.Option(
-        None, "--metric", help="The metric the pairing compares [default: the sweep's, else the first suite]."
+        None, "--metric", help="The metric the pairing compares \\[default: the sweep's, else the first suite]"
     ),
     out: str = typer.Option("report.html", "--out", help="The HTML file to write."),
     screenshot: str = typer.Option(
@@ -547,8 +547,8 @@ def sweep(
     preset: str = typer.Option(None, "--preset", help="Inline sweep: the preset every run starts from."),
     grid: list[str] = typer.Option(None, "--grid", help="Inline sweep: FLAG=V1,V2 (repeatable); arms are the product."),
     set_: list[str] = typer.Option(None, "--set", help="Inline sweep: FLAG=VALUE for every run (repeatable)."),
-    seeds: str = typer.Option(None, "--seeds", help="Inline sweep: seeds, e.g. 1-8 or 1,3,5 [default: 42]."),
-    name: str = typer.Option(None, "--name", help="Inline sweep: its name [default: from the grid]."),
+    seeds: str = typer.Option(None, "--seeds", help="Inline sweep: seeds, e.g. 1-8 or 1,3,5 \\[default: 42]"),
+    name: str = typer.Option(None, "--name", help="Inline sweep: its name \\[default: from the grid]"),
     hypothesis: str = typer.Option(None, "--hypothesis", help="Inline sweep: what it tests (required)."),
     expected: str = typer.Option(None, "--expected", help="Inline sweep: the outcome you expect."),
     criteria: str = typer.Option(None, "--criteria", help="Inline sweep: checked on every run, as run --criteria."),
@@ -556,7 +556,7 @@ def sweep(
         None, "--compare", help="Inline sweep: checked per arm against the baseline, e.g. 'diff > 0 and p < 0.05'."
     ),
     baseline: str = typer.Option(None, "--baseline", help="Inline sweep: the baseline arm, e.g. beta=0.1."),
-    metric: str = typer.Option(None, "--metric", help="Inline sweep: what arms are compared on [default: arith-v1]."),
+    metric: str = typer.Option(None, "--metric", help="Inline sweep: what arms are compared on \\[default: arith-v1]"),
     parallel: int = typer.Option(1, "--parallel", help="Runs at once on this machine (they split its cores)."),
     executor: str = typer.Option(
         "local", "--executor", help="local | slurm (submitit; needs grpo-lab[slurm]) | submitit-local."

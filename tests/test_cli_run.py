@@ -39,6 +39,8 @@ QUICK = [
         ["diff"],
         ["journal"],
         ["journal", "render"],
+        ["sweep"],
+        ["report"],
     ],
 )
 def test_help(cli, command):
