@@ -743,7 +743,9 @@ def journal_render(
     if stdout:
         typer.echo(report.text, nl=False)
         return
-    typer.echo(f"rendered {len(report.rendered)} runs into {report.path} ({len(report.plots)} plots updated)")
+    runs = [r for r in report.rendered if not r.startswith("sweep_")]
+    sweep_note = " and its sweep" if len(runs) < len(report.rendered) else ""
+    typer.echo(f"rendered {len(runs)} runs{sweep_note} into {report.path} ({len(report.plots)} plots updated)")
 
 
 @app.callback(invoke_without_command=True)
