@@ -199,8 +199,17 @@ def run(
         )
 
     intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
+    _train_and_report(store, view, lambda: record_run(config, intent, store, mode, wandb_project, wandb_entity,
+                                                      [view], started))  # fmt: skip
+
+
+def _train_and_report(store, view, train) -> None:
+    """Train (``train()`` records a run) with the live view open, then end as `grpo-lab show` would print it;
+    under a launcher the other processes only pass on their exit code."""
+    from . import launch
+
     try:
-        recorded = record_run(config, intent, store, mode, wandb_project, wandb_entity, [view], started)
+        recorded = train()
     finally:
         view.close()
     if not launch.is_main():
@@ -258,15 +267,7 @@ def resume(
     console.quiet = not launch.is_main()
     quiet_libraries()
     view = LiveView()
-    try:
-        recorded = resume_run(run_id, store, mode, [view])
-    finally:
-        view.close()
-    if not launch.is_main():
-        if recorded.exit_code:
-            raise SystemExit(recorded.exit_code)
-        return
-    _report_run(store, recorded)
+    _train_and_report(store, view, lambda: resume_run(run_id, store, mode, [view]))
 
 
 @app.command()
