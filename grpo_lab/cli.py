@@ -93,6 +93,18 @@ def _open(db: str | None, write: bool = False, create: bool = False):
     return store
 
 
+def _refuse_early(db: str | None, model_name: str, suites: list[str] = ()) -> None:
+    """What a recording command can check without writing is checked before the store is opened for writing (a
+    store opened for writing is rewritten when it closes, even when nothing was recorded): the suites, and the
+    model (a run's model is looked up read-only)."""
+    from .runner import RUN_PREFIX, resolve_model
+    from .suites import load_suite
+
+    for name in suites:
+        load_suite(name)
+    resolve_model(model_name, _open(db) if model_name.startswith(RUN_PREFIX) else None)
+
+
 def _store_exists(db: str | None) -> bool:
     from .store.location import locate
 
@@ -185,6 +197,7 @@ def run(
     print_warnings(config, offline_warning(config.model_name) if dry_run else None)
     if dry_run:
         return
+    _refuse_early(db, config.model_name)
     store = _open(db, write=True, create=True)
 
     from .display import LiveView
@@ -330,6 +343,11 @@ def note(
     """Add a result, learning or comment to a run after the fact."""
     if not check_text("the note", text).strip():
         raise GrpoLabError("the note is empty; write what you want to keep, e.g. grpo-lab note 3f9a 'lr 5e-5 overfits'")
+    from .store.db import NOTE_KINDS
+
+    if kind not in NOTE_KINDS:
+        raise GrpoLabError(f"--kind {kind!r} is not one of: {', '.join(NOTE_KINDS)}")
+    run_id = _open(db).find_run(run_id).run.id  # an unknown or ambiguous ID is refused before anything is written
     n = _open(db, write=True).add_note(run_id, text, kind)
     typer.echo(f"noted on run {n.run_id} ({n.kind} #{n.seq})")
 
@@ -356,13 +374,14 @@ def eval_command(
 
     if batch_size < 1 or max_new_tokens < 1:
         raise GrpoLabError("--batch_size and --max_new_tokens must be at least 1")
+    from .suites import is_user_suite
+
+    suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
+    _refuse_early(db, model_name, suites)
     store = _open(db, write=True, create=True)
     quiet_libraries()
     view = LiveView()
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
-    from .suites import is_user_suite
-
-    suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
     try:
         recorded = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size, max_new_tokens,
                                threads, hypothesis, [view])  # fmt: skip

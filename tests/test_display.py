@@ -123,7 +123,8 @@ def test_runs_fit_a_terminal_and_are_whole_in_a_pipe(isolated):
 
     from conftest import call
 
-    from grpo_lab.display import print_runs
+    from grpo_lab import compare as cmp
+    from grpo_lab.store import Rows
     from grpo_lab.store.db import Run, Store
 
     store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
@@ -133,15 +134,16 @@ def test_runs_fit_a_terminal_and_are_whole_in_a_pipe(isolated):
                              started_at=f"2026-01-0{i + 1}T10:00:00+00:00", host="h", model_name="tiny-arith",
                              hypothesis=hypothesis, config=json.dumps({})))  # fmt: skip
         store.finish_run(f"run0000{i}", "finished", metrics={"held_out": 0.5, "held_out_before": 0.4})
-    piped = call("runs").stdout  # not a terminal: plain text, whole
-    lines = piped.splitlines()
-    assert lines[0].split()[:3] == ["id", "status", "name"] and len(lines) == 4
-    assert all(hypothesis.strip() in line for line in lines[1:]) and "40.0% -> 50.0%" in piped
+    piped = call("runs").stdout  # not a terminal: markdown, every cell whole
+    lines = [line for line in piped.splitlines() if line.startswith("| run0000")]
+    assert len(lines) == 3 and all(hypothesis.strip() in line for line in lines)
+    table = cmp.runs_table(Rows(str(isolated / "grpo_lab.db"))(last=20))
     for width in (80, 130):
         out = io.StringIO()
-        print_runs(store.runs(), Console(file=out, width=width, force_terminal=True, color_system=None))
+        Console(file=out, width=width, force_terminal=True, color_system=None).print(cmp.to_rich(table, width))
         shown = out.getvalue().splitlines()
         assert all(len(line) <= width for line in shown), shown
-        rows = [line for line in shown if line.startswith("run0000")]
-        assert len(rows) == 3 and all("40.0→50.0%" in row for row in rows)
-        assert all(row.split()[1] == "finished" for row in rows)  # no cell wrapped onto a second line
+        rows = [line for line in shown if "run0000" in line]
+        assert len(rows) == 3  # each run on one line: no cell wrapped
+        assert width == 80 or all("40.0% -> 50.0%" in row for row in rows)
+        assert width == 130 or "more column" in out.getvalue()  # what did not fit is named, not squeezed
