@@ -28,7 +28,38 @@ CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
 
 # Survivors read and judged equivalent: the mutant computes the same thing as the original for every input
 # the program can give it. name -> why.
-EQUIVALENT: dict[str, str] = {}
+_ANY_TASK_TYPE = "only 'comparison' is told apart: any other default task type reads completions as arithmetic does"
+_EQUAL_LENGTHS = "zip over sequences of equal length: strict or not, it pairs the same items"
+_CONVERGED = "the continued fraction has converged (to 1e-15) long before: more iterations change nothing"
+_NEVER_TINY = "c and d stay far from 1e-300 for the t distribution's a, b > 0: the guard against zero never acts"
+_MEASURE_ZERO = "differs only when two floats are exactly equal, which the inputs never make"
+EQUIVALENT: dict[str, str] = {
+    **{
+        f"grpo_lab.rewards.x_{fn}__mutmut_{i}": _ANY_TASK_TYPE
+        for fn in ("answer_complete", "binary_score", "extract_answer", "is_correct", "partial_score")
+        for i in (1, 2)
+    },  # default task_type "arithmetic" changed
+    "grpo_lab.rewards.x__scores__mutmut_4": _ANY_TASK_TYPE,
+    "grpo_lab.rewards.x__scores__mutmut_5": _ANY_TASK_TYPE,
+    "grpo_lab.rewards.x__completion_text__mutmut_7": "an empty conversation read as 'XXXX' instead of '': no answer "
+    "is 'XXXX', so both score as a wrong answer",
+    "grpo_lab.tasks.x_max_samples__mutmut_11": "_plan's counts are not used here, only its spaces: 0 or 1 alike",
+    "grpo_lab.tasks.x_max_samples__mutmut_20": "at n = 0 every part asks for 0 problems, so the loop ends there anyway",
+    "grpo_lab.tasks.x_max_samples__mutmut_21": "stopping at 1 instead of 0 matters only for a range with no problem "
+    "outside the suites; every operand range has some (the smallest maximum is 2)",
+    **{f"grpo_lab.tasks.x_max_samples__mutmut_{i}": _EQUAL_LENGTHS for i in (26, 29, 38)},
+    "grpo_lab.filters.x__show__mutmut_4": "values are floats, text or integers, and repr and str of an integer agree",
+    **{f"grpo_lab.stats.x__betainc__mutmut_{i}": _NEVER_TINY for i in (54, 56, 101, 103, 110, 112)},
+    **{f"grpo_lab.stats.x__betainc__mutmut_{i}": _CONVERGED for i in (63, 117, 118, 119, 120)},
+    "grpo_lab.stats.x__betainc__mutmut_25": "where the continued fraction switches to the symmetric form moves; both "
+    "forms give the same value (to the 1e-12 the tests check)",
+    "grpo_lab.stats.x_holm__mutmut_11": "every entry of the list is assigned in the loop: its initial value is unused",
+    **{f"grpo_lab.stats.x_sign_flip_p__mutmut_{i}": _EQUAL_LENGTHS for i in (23, 26, 27)},
+    **{f"grpo_lab.stats.x_sign_flip_p__mutmut_{i}": _MEASURE_ZERO for i in (28, 50, 53)},
+    "grpo_lab.stats.x_t_quantile__mutmut_14": _MEASURE_ZERO,
+    "grpo_lab.stats.x_t_quantile__mutmut_3": "bisection from 1001 instead of 1000 ends on the same float",
+    "grpo_lab.stats.x_t_quantile__mutmut_5": "bisection has reached float precision long before 200 halvings",
+}
 
 
 def statuses(module: str) -> dict[str, str]:

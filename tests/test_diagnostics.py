@@ -108,7 +108,7 @@ def test_every_finding_says_exactly_what_was_seen_and_what_to_do():
     found = messages(
         {"beta": 0, "num_generations": 4},
         {"zero_std": 0.75, "reward_max": -1.0, "steps": 10, "frac_grad_norm_zero": 0.8, "kl_last": 2.0,
-         "train_acc": 0.9, "held_out": 0.4, "arith-v1": 0.3, "arith-v1_overlap": 3, "mine": 0.5, "mine_overlap": 2},
+         "train_acc": 0.9, "held_out": 0.2, "arith-v1": 0.3, "arith-v1_overlap": 3, "mine": 0.5, "mine_overlap": 2},
     )  # fmt: skip
     assert found == {
         "zero-std": ("warning", "frac_reward_zero_std 0.75 > 0.5: most groups have identical rewards; raise "
@@ -119,7 +119,7 @@ def test_every_finding_says_exactly_what_was_seen_and_what_to_do():
                                  "temperature or generations"),
         "no-kl": ("warning", "beta = 0: without a KL penalty arithmetic training collapses; use beta 0.1"),
         "few-generations": ("warning", "num_generations 4 < 8: reward std within a group goes to zero; use 8-16"),
-        "overfitting": ("warning", "train accuracy 90% vs 40% on held-out problems of the same kind: a 50-point gap "
+        "overfitting": ("warning", "train accuracy 90% vs 20% on held-out problems of the same kind: a 70-point gap "
                                    "is overfitting; use more unique problems"),
         "contaminated": ("warning", "training problems that are also evaluation problems (3 in arith-v1, 2 in mine): "
                                     "those suite scores are not held-out; evaluate on a suite disjoint from training"),
@@ -133,6 +133,7 @@ def test_every_finding_says_exactly_what_was_seen_and_what_to_do():
     ("values", "fires"),
     [({"frac_grad_norm_zero": 0.5}, False), ({"frac_grad_norm_zero": 0.51}, True),
      ({"reward_max": -1.0, "steps": 3}, True), ({"reward_max": -1.0 + 1e-10, "steps": 3}, True),
+     ({"reward_max": -1.0 + 1e-9, "steps": 3}, True),
      ({"reward_max": -0.999, "steps": 3}, False), ({"reward_max": -1.0}, False),
      ({"reward_max": -1.0, "steps": 0}, False)],
 )  # fmt: skip

@@ -74,7 +74,8 @@ def test_the_t_distribution_at_more_points_of_its_table():
     assert stats.t_cdf(0.0, 5) == 0.5
     assert stats.t_cdf(2.015048, 5) == pytest.approx(0.95, abs=1e-6)
     assert stats.t_cdf(1.0, 1) == pytest.approx(0.75, abs=1e-12)  # Cauchy: 1/2 + atan(1)/pi
-    for q, df, expected in [(0.95, 5, 2.0150), (0.995, 10, 3.1693), (0.9, 3, 1.6377), (0.975, 2, 4.3027)]:
+    for q, df, expected in [(0.95, 5, 2.0150), (0.995, 10, 3.1693), (0.9, 3, 1.6377), (0.975, 2, 4.3027),
+                            (0.6, 5, 0.2672), (0.75, 1, 1.0)]:  # fmt: skip
         assert stats.t_quantile(q, df) == pytest.approx(expected, abs=1e-4)
 
 
@@ -97,6 +98,8 @@ def test_ties_within_the_floating_point_tolerance_count_as_extreme():
     # two extreme patterns count
     assert stats.sign_flip_p([2e-9, 0.6e-9]) == (0.5, True)
     assert stats.sign_flip_p([1.0, 1.0]) == (0.5, True)  # exact ties with the observed sum count
+    # on larger differences the tolerance grows with them: 3 ± 1e-9 are the same sum, so all four patterns count
+    assert stats.sign_flip_p([3.0, 1e-9]) == (1.0, True)
 
 
 def test_exact_up_to_sixteen_pairs_sampled_beyond_reproducibly():
