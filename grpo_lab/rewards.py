@@ -94,17 +94,21 @@ def _completion_text(completion) -> str:
     return completion
 
 
-def _reward_func(score: Callable[[str, str, str], float], name: str):
-    def reward(completions, answer, task_type=None, **_):
-        task_types = task_type or ["arithmetic"] * len(completions)
-        return [score(_completion_text(c), a, t) for c, a, t in zip(completions, answer, task_types, strict=True)]
-
-    reward.__name__ = name  # TRL names the logged metric after the function: rewards/<name>/mean
-    return reward
+def _scores(score: Callable[[str, str, str], float], completions, answer, task_type) -> list[float]:
+    task_types = task_type or ["arithmetic"] * len(completions)
+    return [score(_completion_text(c), a, t) for c, a, t in zip(completions, answer, task_types, strict=True)]
 
 
-binary_reward = _reward_func(binary_score, "binary_reward")
-partial_reward = _reward_func(partial_score, "partial_reward")
+# TRL names the logged metric after the function: rewards/binary_reward/mean.
+def binary_reward(completions, answer, task_type=None, **_) -> list[float]:
+    """The seed's reward for each completion of a batch: +1 for the right answer, -1 otherwise."""
+    return _scores(binary_score, completions, answer, task_type)
+
+
+def partial_reward(completions, answer, task_type=None, **_) -> list[float]:
+    """Graded credit for each completion of a batch (``partial_score``)."""
+    return _scores(partial_score, completions, answer, task_type)
+
 
 # The one registry of rewards: --reward's choices are its keys.
 REWARDS = {"binary": binary_reward, "partial": partial_reward}

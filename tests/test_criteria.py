@@ -65,3 +65,26 @@ def test_unchecked_cases():
 def test_malformed_criteria_are_refused(text, message):
     with pytest.raises(GrpoLabError, match=message.replace("[", r"\[").replace("(", r"\(")):
         criteria.parse(text, SETS)
+
+
+def test_every_verdict_says_exactly_why():
+    assert criteria.decide(None, None, {}, "finished") == criteria.Verdict("unchecked", "no criteria were given")
+    assert criteria.decide("", None, {}, "finished").detail == "no criteria were given"
+    free = criteria.decide("better", None, {}, "finished")
+    assert free.detail == "the criteria are free text; write FIELD OP VALUE to have them checked"
+    assert free.sentence() == "Verdict unchecked: the criteria are free text; write FIELD OP VALUE to have them checked"
+    missing = decide("arith-v1[/] > 0.1 and held_out > 0 and kl_last < 1", {"held_out": 0.5})
+    assert missing.detail == "not measured: arith-v1[/], kl_last"
+    two = decide("arith-v1 >= 0.42 and kl_last < 1", {"arith-v1": 0.3, "kl_last": 1.5})
+    assert two.detail == "arith-v1 0.3 < 0.42, kl_last 1.5 >= 1"
+    assert decide("held_out > 0.123456", {"held_out": 0.2}).detail == "held_out 0.2 > 0.1235"
+    assert criteria.Verdict("confirmed", "x 1 > 0").sentence() == "Hypothesis confirmed: x 1 > 0"
+
+
+def test_criteria_errors_name_the_criteria_option():
+    for text in ("accuracy >= 0.4", "arith-v1 =>", "arith-v1 >= 0.4 or kl < 1", "arith-v1 = 'open"):
+        with pytest.raises(GrpoLabError, match=r"^--criteria: "):
+            criteria.parse(text, SETS)
+    with pytest.raises(GrpoLabError, match=r"^--criteria: arith-v1 is compared with 'high'; criteria compare numbers$"):
+        criteria.parse("arith-v1 >= high", SETS)
+    assert criteria.parse("no comparison here", SETS) is None and criteria.parse("", SETS) is None

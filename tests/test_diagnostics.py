@@ -105,3 +105,59 @@ def test_non_finite_curve_values_are_left_out_of_the_metrics():
     steps = curve(**{**HEALTHY, "grad_norm": lambda i: float("nan") if i == 20 else 3.0, "kl": float("inf")})
     values = summarize(steps, [])
     assert values["grad_norm"] == 3.0 and "kl" not in values and "kl_last" not in values
+
+
+def messages(config, values):
+    return {f.code: (f.severity, f.message) for f in diagnose(config, values)}
+
+
+def test_every_finding_says_exactly_what_was_seen_and_what_to_do():
+    found = messages(
+        {"beta": 0, "num_generations": 4},
+        {"zero_std": 0.75, "reward_max": -1.0, "steps": 10, "frac_grad_norm_zero": 0.8, "kl_last": 2.0,
+         "train_acc": 0.9, "held_out": 0.2, "arith-v1": 0.3, "arith-v1_overlap": 3, "mine": 0.5, "mine_overlap": 2},
+    )  # fmt: skip
+    assert found == {
+        "zero-std": ("warning", "frac_reward_zero_std 0.75 > 0.5: most groups have identical rewards; raise "
+                                "temperature or num_generations"),
+        "reward-stuck": ("warning", "reward stuck at -1.0: the model never got an answer right; check beta > 0 and a "
+                                    "high enough temperature"),
+        "zero-grad": ("warning", "grad_norm zero on 80% of steps: all rewards identical, nothing to learn; raise "
+                                 "temperature or generations"),
+        "no-kl": ("warning", "beta = 0: without a KL penalty arithmetic training collapses; use beta 0.1"),
+        "few-generations": ("warning", "num_generations 4 < 8: reward std within a group goes to zero; use 8-16"),
+        "overfitting": ("warning", "train accuracy 90% vs 20% on held-out problems of the same kind: a 70-point gap "
+                                   "is overfitting; use more unique problems"),
+        "contaminated": ("warning", "training problems that are also evaluation problems (3 in arith-v1, 2 in mine): "
+                                    "those suite scores are not held-out; evaluate on a suite disjoint from training"),
+    }  # fmt: skip
+    assert "kl-range" not in found  # without a KL penalty the KL range says nothing
+    info = messages({"beta": 0.1}, {"kl_last": 0.25})
+    assert info == {"kl-range": ("info", "final KL 0.25 outside the seed's 0.5-1.0 range (informational)")}
+
+
+@pytest.mark.parametrize(
+    ("values", "fires"),
+    [({"frac_grad_norm_zero": 0.5}, False), ({"frac_grad_norm_zero": 0.51}, True),
+     ({"reward_max": -1.0, "steps": 3}, True), ({"reward_max": -1.0 + 1e-10, "steps": 3}, True),
+     ({"reward_max": -1.0 + 1e-9, "steps": 3}, True),
+     ({"reward_max": -0.999, "steps": 3}, False), ({"reward_max": -1.0}, False),
+     ({"reward_max": -1.0, "steps": 0}, False)],
+)  # fmt: skip
+def test_grad_and_reward_edges(values, fires):
+    code = "zero-grad" if "frac_grad_norm_zero" in values else "reward-stuck"
+    assert (code in messages(GOOD, values)) is fires
+
+
+@pytest.mark.parametrize(
+    ("train", "held", "fires"),
+    [(0.8, 0.5, False), (0.800000001, 0.5, True), (0.8000000001, 0.5, False), (0.9, 0.5, True), (0.5, 0.9, False)],
+)  # fmt: skip
+def test_overfitting_is_more_than_thirty_points_to_nine_decimals(train, held, fires):
+    assert ("overfitting" in messages(GOOD, {"train_acc": train, "held_out": held})) is fires
+
+
+def test_values_that_are_not_numbers_are_not_read():
+    assert messages({"beta": "0", "num_generations": "4"}, {"zero_std": "0.9", "kl_last": None}) == {}
+    assert "few-generations" in messages({"num_generations": 7.0}, {})
+    assert messages({"num_generations": 7.0}, {})["few-generations"][1].startswith("num_generations 7 < 8")

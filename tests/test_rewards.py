@@ -125,3 +125,49 @@ def test_one_registry_names_every_reward_and_the_flag_offers_exactly_those():
     assert choices == tuple(REWARDS) == ("binary", "partial")
     for name in REWARDS:
         assert reward_function(name).__name__ == f"{name}_reward"  # TRL logs rewards/<name>_reward/mean
+
+
+def test_without_task_types_every_row_is_arithmetic():
+    # comparison would read "yes" out of the sentence; arithmetic takes its first word
+    assert binary_reward(["I think yes"], answer=["yes"]) == [-1.0]
+    assert binary_reward(["I think yes"], answer=["yes"], task_type=["comparison"]) == [1.0]
+    assert partial_reward(["13"], answer=["12"]) == [0.5]
+    assert extract_answer("I think yes") == "I" and answer_complete("12 ") is True
+
+
+def test_every_completion_needs_its_answer():
+    with pytest.raises(ValueError):
+        binary_reward(["1", "2"], answer=["1"], task_type=["arithmetic", "arithmetic"])
+    with pytest.raises(ValueError):
+        partial_reward(["1"], answer=["1", "2"])
+
+
+def test_an_empty_conversation_is_an_empty_completion():
+    assert binary_reward([[]], answer=["0"]) == [-1.0]
+    assert partial_reward([[{"role": "assistant", "content": "hello"}, {"role": "assistant", "content": "5"}]],
+                          answer=["5"]) == [1.0]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "want", "score"),
+    [("12", "12", 1.0), ("11", "12", 0.5), ("13", "12", 0.5), ("10", "12", 0.25), ("14", "12", 0.25),
+     ("7", "12", 0.25), ("17", "12", 0.25), ("6", "12", -0.5), ("18", "12", -0.5), ("-12", "-12", 1.0),
+     ("-11", "-12", 0.5), ("", "12", -1.0), ("x", "12", -1.0), ("12", "twelve", -1.0)],
+)  # fmt: skip
+def test_partial_credit_at_every_boundary(given, want, score):
+    assert partial_score(given, want) == score
+
+
+def test_as_int():
+    from grpo_lab.rewards import as_int
+
+    assert (as_int("12"), as_int("-3"), as_int("0")) == (12, -3, 0)
+    assert as_int(None) is None and as_int("1.5") is None and as_int("12a") is None and as_int("") is None
+
+
+def test_is_correct_compares_the_extracted_answer():
+    from grpo_lab.rewards import is_correct
+
+    assert is_correct(" 7 apples", "7") and not is_correct("17", "7")
+    assert is_correct("No!", "no", "comparison") and not is_correct("No!", "no")  # arithmetic: "No!" is the token
+    assert binary_score("Yes", "yes", "comparison") == 1.0 and binary_score("Yes", "yes") == -1.0

@@ -50,3 +50,62 @@ def test_holm_by_hand():
 def test_many_pairs_are_sampled_and_say_so():
     p, exact = stats.sign_flip_p([1.0] * 20)
     assert not exact and p < 1e-4
+
+
+@pytest.mark.parametrize("x", [0.05, 0.3, 0.5, 0.7, 0.95])
+def test_the_incomplete_beta_function_matches_closed_forms(x):
+    betainc = stats._betainc
+    assert betainc(1, 1, x) == pytest.approx(x, abs=1e-12)
+    assert betainc(3, 1, x) == pytest.approx(x**3, abs=1e-12)
+    assert betainc(1, 4, x) == pytest.approx(1 - (1 - x) ** 4, abs=1e-12)
+    assert betainc(2.5, 0.5, x) == pytest.approx(1 - betainc(0.5, 2.5, 1 - x), abs=1e-12)
+    # I_x(2, 3): the chance of at least 2 successes in 4 trials of chance x
+    assert betainc(2, 3, x) == pytest.approx(6 * x**2 * (1 - x) ** 2 + 4 * x**3 * (1 - x) + x**4, abs=1e-12)
+
+
+def test_the_incomplete_beta_function_at_and_beyond_its_ends():
+    for a, b in ((0.5, 0.5), (2.0, 3.0)):
+        assert stats._betainc(a, b, 0.0) == 0.0 and stats._betainc(a, b, -0.5) == 0.0
+        assert stats._betainc(a, b, 1.0) == 1.0 and stats._betainc(a, b, 1.5) == 1.0
+        assert stats._betainc(a, a, 0.5) == pytest.approx(0.5, abs=1e-12)
+
+
+def test_the_t_distribution_at_more_points_of_its_table():
+    assert stats.t_cdf(0.0, 5) == 0.5
+    assert stats.t_cdf(2.015048, 5) == pytest.approx(0.95, abs=1e-6)
+    assert stats.t_cdf(1.0, 1) == pytest.approx(0.75, abs=1e-12)  # Cauchy: 1/2 + atan(1)/pi
+    for q, df, expected in [(0.95, 5, 2.0150), (0.995, 10, 3.1693), (0.9, 3, 1.6377), (0.975, 2, 4.3027),
+                            (0.6, 5, 0.2672), (0.75, 1, 1.0)]:  # fmt: skip
+        assert stats.t_quantile(q, df) == pytest.approx(expected, abs=1e-4)
+
+
+def test_one_and_two_pairs():
+    one = stats.paired([0.5])
+    assert (one.n, one.mean, one.sd, one.ci_low, one.ci_high, one.p, one.min_p) == (1, 0.5, None, None, None, 1.0, 1.0)
+    assert one.too_small and one.exact
+    two = stats.paired([1.0, 3.0])
+    assert two.sd == pytest.approx(math.sqrt(2))
+    assert two.ci_low == pytest.approx(2 - 12.7062 * 1, abs=1e-3) and two.ci_high == pytest.approx(
+        2 + 12.7062, abs=1e-3
+    )
+    with pytest.raises(ValueError, match="^no pairs$"):
+        stats.paired([])
+    assert (stats.min_sign_flip_p(0), stats.min_sign_flip_p(1), stats.min_sign_flip_p(2)) == (1.0, 1.0, 0.5)
+
+
+def test_ties_within_the_floating_point_tolerance_count_as_extreme():
+    # |sums| 2.6e-9 (twice) and 1.4e-9 (twice): the tolerance is 1e-9 for differences this small, so only the
+    # two extreme patterns count
+    assert stats.sign_flip_p([2e-9, 0.6e-9]) == (0.5, True)
+    assert stats.sign_flip_p([1.0, 1.0]) == (0.5, True)  # exact ties with the observed sum count
+    # on larger differences the tolerance grows with them: 3 ± 1e-9 are the same sum, so all four patterns count
+    assert stats.sign_flip_p([3.0, 1e-9]) == (1.0, True)
+
+
+def test_exact_up_to_sixteen_pairs_sampled_beyond_reproducibly():
+    assert stats.sign_flip_p([1.0] * 16) == (2 / 2**16, True)
+    sampled = stats.sign_flip_p([1.0] * 17)
+    assert sampled == ((6 + 1) / (stats.MONTE_CARLO + 1), False)  # 6 of 200,000 patterns all one sign, seed 0
+    assert stats.sign_flip_p([1.0] * 17) == sampled  # the same every time
+    mixed = [1.0, -0.5, 0.25, 2.0, -1.5, 0.75, 1.25, -0.25, 0.5, 1.0, -2.0, 0.3, 0.7, -0.9, 1.1, 0.2, -0.4]
+    assert stats.sign_flip_p(mixed)[0] == pytest.approx(0.42706286468567656, abs=1e-12)

@@ -161,3 +161,130 @@ def test_bad_user_suites_are_one_line_errors(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(GrpoLabError, match=message):
         suites.load_suite(str(path))
+
+
+# --- each part on its own: what mutation testing found the tests above did not pin down ----------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "op", "b", "answer"), [(7, "+", 5, 12), (7, "-", 5, 2), (7, "*", 5, 35), (35, "/", 5, 7), (0, "/", 4, 0),
+                                 (-6, "/", 3, -2), (-7, "+", 0, -7)],
+)  # fmt: skip
+def test_compute(a, op, b, answer):
+    result = tasks.compute(a, op, b)
+    assert result == answer and type(result) is int
+
+
+@pytest.mark.parametrize(
+    ("a", "op", "b", "message"),
+    [(7, "/", 2, "7 / 2 is not an exact integer division"), (7, "/", 0, "7 / 0 is not an exact integer division"),
+     (1, "^", 2, "unknown operation '^'")],
+)  # fmt: skip
+def test_compute_refuses_what_has_no_integer_answer(a, op, b, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        tasks.compute(a, op, b)
+
+
+def test_each_kind_of_problem_in_full():
+    assert tasks.arithmetic_problem(3, "*", 4) == tasks.Problem("Calculate: 3 * 4 = ", "12", "arithmetic", "*", "")
+    assert tasks.arithmetic_problem(8, "/", 2, "hard").difficulty == "hard"
+    assert tasks.counting_problem("cat", 3) == tasks.Problem(
+        "Count the words: cat cat cat. Answer: ", "3", "counting", "count", ""
+    )
+    assert tasks.counting_problem("cat", 2, "easy").difficulty == "easy"
+    assert tasks.comparison_problem(5, 3) == tasks.Problem(
+        "Is 5 greater than 3? Answer yes or no: ", "yes", "comparison", "compare", ""
+    )
+    assert tasks.comparison_problem(3, 3).answer == "no" and tasks.comparison_problem(2, 9, "x").difficulty == "x"
+    assert tasks.Problem("p", "1", "arithmetic", "+").row() == {
+        "prompt": "p", "answer": "1", "task_type": "arithmetic", "operation": "+", "difficulty": ""}  # fmt: skip
+
+
+def test_operations_of_each_dataset_type():
+    assert tasks.operations("arithmetic") == tasks.operations("small_numbers") == ["*", "+", "-"]
+    assert tasks.operations("mixed") == ["*", "+", "-", "compare", "count"]
+
+
+def test_the_default_range_and_its_edges():
+    assert tasks.resolve_range("arithmetic", None, None) == (0, 20)
+    assert tasks.resolve_range("mixed", 5, None) == (5, 20) and tasks.resolve_range("mixed", None, 7) == (0, 7)
+    assert tasks.resolve_range("arithmetic", 3, 3) == (3, 3)  # one operand value is a range too
+    assert tasks.resolve_range("small_numbers", 0, 10) == (0, 10)
+    with pytest.raises(ConfigError, match=r"^--min_num \(4\) is larger than --max_num \(3\); swap them$"):
+        tasks.resolve_range("arithmetic", 4, 3)
+    message = (
+        "--dataset_type small_numbers uses the range 0-10; drop --min_num/--max_num or use --dataset_type arithmetic"
+    )
+    for lo, hi in ((1, None), (None, 9)):
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            tasks.resolve_range("small_numbers", lo, hi)
+
+
+def test_unknown_dataset_type_and_too_few_samples_are_named():
+    with pytest.raises(
+        ConfigError, match=r"^unknown --dataset_type 'words'; choose one of arithmetic, mixed, small_numbers$"
+    ):
+        tasks.generate_problems("words", 5)
+    with pytest.raises(ConfigError, match=r"^--n_samples must be at least 1 \(got 0\)$"):
+        tasks.check_samples("arithmetic", 0, 0, 20)
+    tasks.check_samples("arithmetic", 1, 0, 20)  # one problem is a dataset
+    assert len(tasks.generate_problems("arithmetic", 1)) == 1
+
+
+def brute_force_size(dataset_type, lo, hi):
+    """How many distinct problems a dataset may hold, counted the slow way: every part's whole space, minus the
+    suites' problems, and a mixed dataset limited by its smallest part (n - 2 * (n // 4) arithmetic, n // 4 of
+    the others)."""
+    reserved = tasks.reserved()
+    arith = {tasks.arithmetic_prompt(a, op, b) for op in tasks.OPS for a in range(lo, hi + 1)
+             for b in range(lo, hi + 1)} - reserved  # fmt: skip
+    if dataset_type != "mixed":
+        return len(arith)
+    count = {tasks.count_prompt(w, k) for w in tasks.COUNT_WORDS for k in range(1, 11)} - reserved
+    compare = {tasks.compare_prompt(a, b) for a in range(lo, hi + 1) for b in range(lo, hi + 1)} - reserved
+    n = len(arith) + len(count) + len(compare)
+    while n > 0 and (n - 2 * (n // 4) > len(arith) or n // 4 > len(count) or n // 4 > len(compare)):
+        n -= 1
+    return n
+
+
+@pytest.mark.parametrize(("dataset_type", "lo", "hi"), [("arithmetic", 0, 0), ("arithmetic", 0, 3), ("mixed", 0, 2),
+                                                         ("mixed", 0, 20), ("small_numbers", 0, 10)])  # fmt: skip
+def test_the_largest_dataset_is_exactly_what_the_space_allows(dataset_type, lo, hi):
+    top = tasks.max_samples(dataset_type, lo, hi)
+    assert top == brute_force_size(dataset_type, lo, hi) > 0
+    tasks.check_samples(dataset_type, top, lo, hi)
+    with pytest.raises(ConfigError, match=f"exceeds the {top} distinct {dataset_type} problems"):
+        tasks.check_samples(dataset_type, top + 1, lo, hi)
+
+
+def test_defaults_are_the_documented_ones():
+    assert tasks.generate_problems("arithmetic", 20) == tasks.generate_problems("arithmetic", 20, 0, 20, 42)
+    train = tasks.generate_problems("arithmetic", 20)
+    assert tasks.held_out_problems("arithmetic", 10, train) == tasks.held_out_problems(
+        "arithmetic", 10, train, 0, 20, 42
+    )
+
+
+def test_held_out_problems_keep_to_the_range_and_the_kind():
+    train = tasks.generate_problems("mixed", 40, 5, 9, seed=1)
+    held = tasks.held_out_problems("mixed", 40, train, 5, 9, seed=1)
+    for p in held:
+        numbers = [int(x) for x in re.findall(r"-?\d+", p.prompt)]
+        assert p.task_type == "counting" or all(5 <= x <= 9 for x in numbers), p
+    assert {p.task_type for p in held} == {"arithmetic", "counting", "comparison"}
+    with pytest.raises(ConfigError, match="small_numbers uses the range"):
+        tasks.held_out_problems("small_numbers", 5, [], 0, 20)
+
+
+@pytest.mark.parametrize("space", [tasks._comparison_space(3, 6), tasks._arithmetic_space(-2, 1),
+                                   tasks._counting_space()])  # fmt: skip
+def test_a_space_numbers_every_problem_once_and_knows_what_is_not_in_it(space):
+    prompts = [space.make(i).prompt for i in range(space.size)]
+    assert len(set(prompts)) == space.size
+    assert [space.index_of(p) for p in prompts] == list(range(space.size))
+    for outside in ("Is 2 greater than 4? Answer yes or no: ", "Is 4 greater than 7? Answer yes or no: ",
+                    "Calculate: 2 + 0 = ", "Calculate: 0 + -3 = ", "Calculate: 0 / 1 = ",
+                    "Count the words: cat cat cat cat cat cat cat cat cat cat cat. Answer: ",
+                    "Count the words: cow. Answer: ", "anything else"):  # fmt: skip
+        assert space.index_of(outside) is None or space.make(space.index_of(outside)).prompt == outside
