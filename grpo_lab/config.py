@@ -279,7 +279,11 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """A recorded configuration (a resumed run's, a sweep's queued run's); keys this version lacks are dropped."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        output_dir = values.pop("output_dir", None)
+        config = cls(**values)
+        config.output_dir = output_dir  # the run's own folder, checked when it started: it holds its checkpoints
+        return config
 
     def command_args(self) -> list[str]:
         """Flags that reproduce this configuration exactly (every field, defaults included)."""
