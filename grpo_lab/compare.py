@@ -507,7 +507,7 @@ SHORT_HEADERS = {"learning_rate": "lr", "num_generations": "gens", "batch_size":
 _PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "p": 4, "p_holm": 5,
              "baseline": 6, "value": 7, "note": 8, "final_reward": 30, "diagnostics": 31, "status": 32,
              "train_acc": 40, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
-             "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip
+             "seed": 80, "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip
 _FLEX = {"name": 12, "diagnostics": 11, "note": 16}
 
 
@@ -517,6 +517,7 @@ def terminal_columns(table: Table) -> list:
     from .layout import Column
 
     suites = [c for c in table.columns if c in table.marked and metrics.parse(c) == metrics.Name(c)]  # arith-v1
+    config_rank = _config_rank(table)
     out, seen = [], []
     for i, col in enumerate(table.columns):
         cells = [cell(table, row, col) for row in table.rows]
@@ -525,7 +526,7 @@ def terminal_columns(table: Table) -> list:
         if col in _PRIORITY:
             priority = _PRIORITY[col]
         elif col in CONFIG_FIELDS:
-            priority = 10 + i
+            priority = 10 + config_rank[col]
         elif col in suites:
             priority = 3 if col == suites[0] else 50 + i
         else:
@@ -538,6 +539,19 @@ def terminal_columns(table: Table) -> list:
         out.append(Column(col, SHORT_HEADERS.get(col, col), cells, priority, col in _FLEX, _FLEX.get(col, 0),
                           right=col in table.percent or col in ("final_reward", "p", "p_holm", "n")))  # fmt: skip
     return out
+
+
+def _config_rank(table: Table) -> dict[str, int]:
+    """Config columns, most telling first: those where more runs differ from the usual value (a flag every
+    other run changes) before those where one odd run does (the batch of the one SmolLM2 run)."""
+    from collections import Counter
+
+    def unusual(col: str) -> int:
+        known = [str(row.get(col)) for row in table.rows if row.get(col) is not None]
+        return len(known) - max(Counter(known).values(), default=0)
+
+    config = [c for c in table.columns if c in CONFIG_FIELDS]
+    return {c: rank for rank, c in enumerate(sorted(config, key=lambda c: (-unusual(c), config.index(c))))}
 
 
 def to_rich(table: Table, width: int = 10**6):
