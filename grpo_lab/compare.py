@@ -67,10 +67,6 @@ def _is_metric(name: str) -> bool:
     return parsed is not None and name not in CONFIG_FIELDS and name not in RUN_FIELDS
 
 
-def valid_fields() -> list[str]:
-    return list(_Fields())
-
-
 def parse_where(expr: str | None, has_metric: Callable[[str], bool] | None = None) -> list[filters.Condition]:
     return filters.parse(expr, _Fields(has_metric), "--where")
 

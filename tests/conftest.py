@@ -158,3 +158,14 @@ def call(*args: str) -> Result:
         signal.signal(signal.SIGTERM, sigterm)
         signal.signal(signal.SIGINT, sigint)
     return Result(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
+def sql_rows(db, sql, *args):
+    """The rows of a query on a SQLite store, on a connection closed at once (it waits up to 30 s for a writer)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()

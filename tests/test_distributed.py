@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sql_rows as rows
 
 from grpo_lab import tasks
 from grpo_lab.launch import free_port, launcher_args
@@ -23,14 +24,6 @@ QUICK = ["--model_name", "tiny-arith", "--n_samples", "32", "--batch_size", "16"
 def accelerate_launch(*args: str) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", *launcher_args(2, free_port()), "-m", "grpo_lab",
             "run", *args]  # fmt: skip
-
-
-def rows(db, sql, *args):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def env(**values):

@@ -4,7 +4,6 @@ its curve without duplicates or gaps, to the model an uninterrupted run of the s
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,19 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import sql_rows as rows
 from safetensors.torch import load_file
 
 QUICK = ["--model_name", "tiny-arith", "--n_samples", "32", "--batch_size", "16", "--num_generations", "4",
          "--learning_rate", "5e-4", "--eval_samples", "20", "--eval_suite", "none", "--threads", "1"]  # fmt: skip
 STEPS = 12
-
-
-def rows(db, sql, *args):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import sql_rows as rows
 
 from grpo_lab import sweep as sw
 from grpo_lab.errors import GrpoLabError
@@ -109,14 +110,6 @@ max_steps = 2
 beta = [0, 0.1]
 n_samples = [32, 48]
 """
-
-
-def rows(db, sql, *args):
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def sweep_cmd(*args):
