@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from . import __version__
-from .config import RunConfig, check_text, config_fields, load_presets, resolve, split_tags
+from .config import EvalConfig, RunConfig, check_text, config_fields, load_presets, resolve, split_tags
 from .errors import GrpoLabError, Terminated
 
 app = typer.Typer(
@@ -48,25 +48,32 @@ def _option_type(type_text: str, choices: tuple[str, ...] | None):
     return Optional[str]  # noqa: UP045
 
 
-def config_parameters() -> list[inspect.Parameter]:
-    """One typer option per RunConfig field: --snake_case and --dashed-case, default None (= not given)."""
+def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
+    """One typer option per field of ``cls``: --snake_case and --dashed-case (or the field's own flags), default
+    None (= not given) unless the field is required."""
     params = []
-    for name, type_text, default, meta in config_fields():
-        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    for name, type_text, default, meta in config_fields(cls):
+        flags = list(meta.get("flags") or [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else []))
         shown = ", ".join(default) if isinstance(default, list) else default
         help_text = meta["help"] + ("" if shown is None else f" [dim]\\[default: {shown}][/]")
-        option = typer.Option(None, *flags, help=help_text, rich_help_panel=meta["group"], show_default=False)
+        metavar = {"metavar": "<str>"} if type_text.startswith("list") else {}  # a repeated flag takes text
+        option = typer.Option(... if meta.get("required") else None, *flags, help=help_text,
+                              rich_help_panel=meta["group"], show_default=False, **metavar)  # fmt: skip
         annotation = _option_type(type_text, meta.get("choices"))
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return params
 
 
-def with_config_options(func):
-    """Give ``func`` (which takes ``**config``) every RunConfig option in its signature."""
-    sig = inspect.signature(func)
-    fixed = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-    func.__signature__ = sig.replace(parameters=fixed + config_parameters())
-    return func
+def with_config_options(cls: type = RunConfig):
+    """Give the decorated command (which takes ``**config``) every option of ``cls`` in its signature."""
+
+    def decorate(func):
+        sig = inspect.signature(func)
+        fixed = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        func.__signature__ = sig.replace(parameters=fixed + config_parameters(cls))
+        return func
+
+    return decorate
 
 
 def resolve_config(preset: str | None, options: dict) -> RunConfig:
@@ -93,15 +100,12 @@ def _open(db: str | None, write: bool = False, create: bool = False):
     return store
 
 
-def _refuse_early(db: str | None, model_name: str, suites: list[str] = ()) -> None:
+def _refuse_early(db: str | None, model_name: str) -> None:
     """What a recording command can check without writing is checked before the store is opened for writing (a
-    store opened for writing is rewritten when it closes, even when nothing was recorded): the suites, and the
-    model (a run's model is looked up read-only)."""
+    store opened for writing is rewritten when it closes, even when nothing was recorded): the model (a run's
+    model is looked up read-only; the suites were checked with the config)."""
     from .runner import RUN_PREFIX, resolve_model
-    from .suites import load_suite
 
-    for name in suites:
-        load_suite(name)
     resolve_model(model_name, _open(db) if model_name.startswith(RUN_PREFIX) else None)
 
 
@@ -146,7 +150,7 @@ def _ready_sqlite(db: str | None, command: str):
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
-@with_config_options
+@with_config_options(RunConfig)
 def run(
     hypothesis: str = typer.Option(
         None, "--hypothesis", help="What this run tests; required, except with --dry_run.", rich_help_panel="Journal"
@@ -353,38 +357,25 @@ def note(
 
 
 @app.command(name="eval")
+@with_config_options(EvalConfig)
 def eval_command(
-    model_name: str = typer.Option(
-        ..., "--model_name", "--model-name", help="Built-in name, local path, hub id, or run:RUN_ID (a run's model)."
-    ),
-    suite: list[str] = typer.Option(
-        None,
-        "--suite",
-        help="Suite to evaluate on (a built-in name or a .jsonl file), repeatable \\[default: arith-v1]",
-    ),
-    batch_size: int = typer.Option(256, "--batch_size", "--batch-size", help="Prompts per generate call."),
-    max_new_tokens: int = typer.Option(16, "--max_new_tokens", "--max-new-tokens", help="Most tokens per answer."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads \\[default: half the cores]"),
     hypothesis: str = typer.Option(None, "--hypothesis", help="Why you evaluate this model (optional)."),
     db: str = db_option(),
+    **options,
 ):
     """Evaluate any model greedily on standard suites and record it, so base models get a row in compare."""
     from .display import LiveView, console, results_table
     from .runner import quiet_libraries, record_eval
 
-    if batch_size < 1 or max_new_tokens < 1:
-        raise GrpoLabError("--batch_size and --max_new_tokens must be at least 1")
-    from .suites import is_user_suite
-
-    suites = [os.path.abspath(s) if is_user_suite(s) else s for s in suite or ["arith-v1"]]
-    _refuse_early(db, model_name, suites)
+    config = EvalConfig(**{k: v for k, v in options.items() if v is not None})
+    if hypothesis is not None:
+        check_text("--hypothesis", hypothesis)
+    _refuse_early(db, config.model_name)
     store = _open(db, write=True, create=True)
     quiet_libraries()
     view = LiveView()
-    threads = threads or max(1, (os.cpu_count() or 2) // 2)
     try:
-        recorded = record_eval(model_name, suites, store, ["grpo-lab", *sys.argv[1:]], batch_size, max_new_tokens,
-                               threads, hypothesis, [view])  # fmt: skip
+        recorded = record_eval(config, store, ["grpo-lab", *sys.argv[1:]], hypothesis, [view])
     finally:
         view.close()
     results = store.results(recorded.run_id)

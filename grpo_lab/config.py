@@ -1,4 +1,4 @@
-"""RunConfig: every flag of a training run, documented once.
+"""RunConfig and EvalConfig: every flag of a training run and of an evaluation, documented once.
 
 The CLI options, the README's flag table and the recorded configuration all come from the
 fields below. Field names are the seed script's snake_case flags. Cross-field checks live in
@@ -36,10 +36,52 @@ TAG_MAX = 64  # WandB refuses longer tags
 
 
 def _field(default, help: str, choices: tuple[str, ...] | None = None, group: str = "Training",
-           bounds: tuple[float | None, float | None] = (None, None)):  # fmt: skip
-    """A flag: its default, help, allowed values (choices or inclusive bounds) and help panel."""
+           bounds: tuple[float | None, float | None] = (None, None), flags: tuple[str, ...] = (),
+           required: bool = False):  # fmt: skip
+    """A flag: its default, help, allowed values (choices or inclusive bounds) and help panel. ``flags`` names
+    the options when they are not --FIELD (and --FIE-LD); a ``required`` flag has no default."""
     kwargs: dict[str, Any] = {"default_factory": default} if callable(default) else {"default": default}
-    return field(metadata={"help": help, "choices": choices, "group": group, "bounds": bounds}, **kwargs)
+    meta = {"help": help, "choices": choices, "group": group, "bounds": bounds, "flags": flags, "required": required}
+    return field(metadata=meta, **kwargs)
+
+
+def default_threads() -> int:
+    """Half the cores, at least 1: two processes each using every core ran 13x slower than one thread each."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def flag(f) -> str:
+    """The option a field is given by on the command line (its first flag)."""
+    return (f.metadata.get("flags") or (f"--{f.name}",))[0]
+
+
+def _check_fields(config) -> None:
+    """Each field of a config: one of its choices, or a number of the right kind within its bounds."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{flag(f)} {value!r} is not one of: {', '.join(choices)}")
+        check_number(flag(f), value, str(f.type), f.metadata["bounds"])
+
+
+def _command_args(config) -> list[str]:
+    """Flags that reproduce a config exactly (every field, defaults included); a list repeats its flag unless
+    the field is written comma-separated (tags)."""
+    args: list[str] = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None or value is False:
+            continue
+        if value is True:
+            args.append(flag(f))  # a switch
+        elif isinstance(value, list) and f.metadata.get("flags"):
+            args += [a for v in value for a in (flag(f), str(v))]
+        else:
+            args += [flag(f), ",".join(value) if isinstance(value, list) else str(value)]
+    return args
 
 
 @dataclass
@@ -150,13 +192,7 @@ class RunConfig:
 
         if isinstance(self.tags, str):
             self.tags = split_tags([self.tags])
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            choices = f.metadata.get("choices")
-            need(not choices or value in choices, f"--{f.name} {value!r} is not one of: {', '.join(choices or ())}")
-            check_number(f"--{f.name}", value, str(f.type), f.metadata["bounds"])
+        _check_fields(self)
         for name in ("model_name", "exp_name", "eval_suite", "output_dir"):
             if getattr(self, name) is not None:
                 check_text(f"--{name}", getattr(self, name), one_line=True)
@@ -203,7 +239,7 @@ class RunConfig:
         if self.exp_name is None:
             self.exp_name = f"grpo_{self.dataset_type}_b{self.batch_size}_g{self.num_generations}"
         if self.threads is None:
-            self.threads = max(1, (os.cpu_count() or 2) // 2)
+            self.threads = default_threads()
 
     # --- derived quantities ------------------------------------------------------------------------------------
     @property
@@ -287,21 +323,67 @@ class RunConfig:
 
     def command_args(self) -> list[str]:
         """Flags that reproduce this configuration exactly (every field, defaults included)."""
-        args: list[str] = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or value is False:
-                continue
-            if value is True:
-                args.append(f"--{f.name}")  # a switch
-                continue
-            args += [f"--{f.name}", ",".join(value) if isinstance(value, list) else str(value)]
-        return args
+        return _command_args(self)
 
 
-def config_fields():
-    """(name, type, default, metadata) for every RunConfig field, in declaration order."""
-    for f in fields(RunConfig):
+THREADS_HELP = "Torch CPU threads (default: half the cores, at least 1)."
+
+
+@dataclass
+class EvalConfig:
+    """Every flag of ``grpo-lab eval``: a model evaluated greedily on suites, recorded as an evaluation-only run.
+    Field names are the keys its configuration is recorded under (``eval_batch_size`` as in a training run's, so
+    the two line up in compare)."""
+
+    model_name: str | None = _field(
+        None, "A built-in model, a local checkpoint folder, a hub id, or run:RUN_ID (a run's trained model).",
+        group="Evaluation", required=True,
+    )  # fmt: skip
+    suites: list[str] = _field(
+        lambda: ["arith-v1"],
+        f"Suite to evaluate on, repeatable: {', '.join(SUITES)}, or a .jsonl file of your own.",
+        group="Evaluation",
+        flags=("--suite",),
+    )
+    eval_batch_size: int = _field(
+        256, "Prompts per batched greedy generate call.", group="Evaluation", bounds=(1, INT32_MAX),
+        flags=("--batch_size", "--batch-size"),
+    )  # fmt: skip
+    max_new_tokens: int = _field(16, "Most tokens generated per answer.", group="Evaluation", bounds=(1, INT32_MAX))
+    threads: int | None = _field(None, THREADS_HELP, group="Evaluation", bounds=(1, MAX_THREADS))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.suites, str):
+            self.suites = [self.suites]
+        _check_fields(self)
+        if self.model_name is None or not check_text("--model_name", self.model_name, one_line=True).strip():
+            raise ConfigError("--model_name is empty; give a built-in model (`grpo-lab models`), a checkpoint "
+                              "folder, a hub id or run:RUN_ID")  # fmt: skip
+        if not self.suites:
+            raise ConfigError("--suite: give at least one suite, e.g. --suite arith-v1")
+        resolved = []
+        for name in self.suites:
+            check_text("--suite", name, one_line=True)
+            if is_user_suite(name):
+                name = os.path.abspath(name)  # the recorded command reruns from anywhere
+                suite_name(name)
+            load_suite(name)  # an unknown name or a bad file fails here, before anything loads
+            resolved.append(name)
+        self.suites = resolved
+        if self.threads is None:
+            self.threads = default_threads()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def command_args(self) -> list[str]:
+        """``eval`` and the flags that reproduce this evaluation exactly."""
+        return ["eval", *_command_args(self)]
+
+
+def config_fields(cls: type = RunConfig):
+    """(name, type, default, metadata) for every field of ``cls`` (RunConfig or EvalConfig), in declaration order."""
+    for f in fields(cls):
         default = f.default_factory() if f.default_factory is not MISSING else f.default
         yield f.name, f.type, default, f.metadata
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import criteria, launch, metrics, provenance, tasks, tracking
-from .config import RunConfig
+from .config import EvalConfig, RunConfig
 from .errors import ConfigError, GrpoLabError
 from .evaluation import EvalResult, evaluate
 from .events import Fanout, RunListener
@@ -433,29 +433,22 @@ class RecordedEval:
 
 
 def record_eval(
-    model_name: str,
-    suites: list[str],
+    config: EvalConfig,
     store,
     argv: list[str],
-    batch_size: int = 256,
-    max_new_tokens: int = 16,
-    threads: int = 1,
     hypothesis: str | None = None,
     listeners: list[RunListener] | None = None,
 ) -> RecordedEval:
     """Evaluate a model on standard suites and record it as an evaluation-only entry, with the same lifecycle
     as a training run: heartbeat while it works, and finished, failed or interrupted at the end."""
-    problems = {suite_name(name): load_suite(name) for name in suites}  # bad suites fail before anything is written
-    resolved = resolve_model(model_name, store)
+    problems = {suite_name(name): load_suite(name) for name in config.suites}
+    resolved = resolve_model(config.model_name, store)
     events = Fanout(listeners)
-    set_threads(threads)
+    set_threads(config.threads)
     run_id, started_at = new_run_id(), now()
-    config = {"model_name": model_name, "suites": suites, "eval_batch_size": batch_size,
-              "max_new_tokens": max_new_tokens, "threads": threads}  # fmt: skip
-    eval_args = ["eval", "--model_name", model_name, *[a for s in suites for a in ("--suite", s)],
-                 "--batch_size", str(batch_size), "--max_new_tokens", str(max_new_tokens)]  # fmt: skip
-    row = _run_row(run_id, "eval", argv, eval_args, config, resolved, started_at, hypothesis=hypothesis,
-                   exp_name=f"eval_{Path(model_name).name or model_name}", tags=json.dumps(["eval"]))  # fmt: skip
+    name = Path(config.model_name).name or config.model_name
+    row = _run_row(run_id, "eval", argv, config.command_args(), config.to_dict(), resolved, started_at,
+                   hypothesis=hypothesis, exp_name=f"eval_{name}", tags=json.dumps(["eval"]))  # fmt: skip
     recorder = StoreRecorder(store, run_id)
     life = Lifecycle(store, row)
     with life:
@@ -463,7 +456,8 @@ def record_eval(
         tokenizer, model = load_tokenizer(resolved.path), load_model(resolved.path).to(device())
         for name, suite in problems.items():
             events.on_stage(f"evaluating {name} ({len(suite)} problems)")
-            result = evaluate(model, tokenizer, suite, name, max_new_tokens, batch_size, events.on_eval_progress)
+            result = evaluate(model, tokenizer, suite, name, config.max_new_tokens, config.eval_batch_size,
+                              events.on_eval_progress)  # fmt: skip
             recorder.on_eval("after", result)
             events.on_eval("after", result)
     with life.finishing():

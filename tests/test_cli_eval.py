@@ -23,6 +23,30 @@ def test_eval_records_an_evaluation_only_entry_with_every_prediction(cli, isolat
     assert f"evaluation {run_id} recorded" in proc.stdout
 
 
+def test_the_recorded_command_reproduces_the_evaluation(cli, isolated, tmp_path):
+    """The eval's configuration is recorded whole (EvalConfig), and its command reruns it: same flags, the
+    threads it used, a user suite by its absolute path, and the same predictions."""
+    import json
+    import shlex
+
+    suite = tmp_path / "mine.jsonl"
+    suite.write_text('{"prompt": "Calculate: 3 + 4 = ", "answer": "7", "task_type": "arithmetic", "operation": "+"}\n')
+    proc = cli("eval", "--model_name", "tiny-arith", "--suite", "mixed-v1", "--suite", str(suite), "--threads", "1",
+               "--batch_size", "32")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    conn = sqlite3.connect(isolated / "grpo_lab.db")
+    command, config = conn.execute("SELECT resolved_command, config FROM run").fetchone()
+    assert json.loads(config) == {"model_name": "tiny-arith", "suites": ["mixed-v1", str(suite)],
+                                  "eval_batch_size": 32, "max_new_tokens": 16, "threads": 1}  # fmt: skip
+    args = shlex.split(command)
+    assert args[:2] == ["grpo-lab", "eval"] and args.count("--suite") == 2 and "--threads" in args
+    assert cli(*args[1:]).returncode == 0
+    runs = [r[0] for r in conn.execute("SELECT id FROM run ORDER BY started_at")]
+    outputs = [conn.execute("SELECT split, idx, completion FROM prediction WHERE run_id=? ORDER BY split, idx",
+                            (i,)).fetchall() for i in runs]  # fmt: skip
+    assert len(runs) == 2 and outputs[0] == outputs[1] and len(outputs[0]) == 101
+
+
 def test_eval_twice_gives_identical_predictions(cli, isolated):
     for _ in range(2):
         assert cli("eval", "--model_name", "tiny-arith", "--suite", "mixed-v1").returncode == 0
@@ -47,6 +71,10 @@ def test_eval_of_a_runs_saved_model(cli, recorded_store):
         (["--model_name", "tiny-arith", "--suite", "arith-v9"], "unknown suite 'arith-v9'"),
         (["--model_name", "run:zzzz"], "no grpo-lab store at"),  # a run's model needs the store it is in
         (["--model_name", "./no/such/model"], "no model directory at ./no/such/model"),
+        (["--model_name", "tiny-arith", "--threads", "-1"], "--threads must be at least 1 (got -1)"),
+        (["--model_name", "tiny-arith", "--threads", "0"], "--threads must be at least 1 (got 0)"),
+        (["--model_name", "tiny-arith", "--batch_size", "0"], "--batch_size must be at least 1 (got 0)"),
+        (["--model_name", " "], "--model_name is empty"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(cli, isolated, args, message):
