@@ -86,6 +86,12 @@ SQL_INT = 2**63 - 1  # the largest count SQLite takes
 DB_HELP = "The store: a SQLite file, or a postgresql://USER@HOST/DB URL \\[default: $GRPO_LAB_DB or ./grpo_lab.db]"
 
 
+def format_option():
+    return typer.Option(
+        None, "--format", help="table | plain | tsv | md | csv | json \\[default: table on a terminal, else plain]"
+    )
+
+
 def db_option():
     return typer.Option(None, "--db", help=DB_HELP, show_default=False)
 
@@ -291,7 +297,7 @@ def resume(
 def runs(
     db: str = db_option(),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),
-    fmt: str = typer.Option(None, "--format", help="table | md | csv | json \\[default: table on a terminal, else md]"),
+    fmt: str = format_option(),
 ):
     """List recorded runs, newest first (as compare does)."""
     from . import compare as cmp
@@ -306,7 +312,7 @@ def runs(
 def _format(fmt: str | None) -> str:
     from .compare import FORMATS
 
-    fmt = fmt if fmt is not None else ("table" if sys.stdout.isatty() else "md")
+    fmt = fmt if fmt is not None else ("table" if sys.stdout.isatty() else "plain")
     if fmt not in FORMATS:
         raise GrpoLabError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
     return fmt
@@ -323,7 +329,8 @@ def _write(table, fmt: str, separate: bool = False, all_columns: bool = False) -
         else:
             console.print(cmp.to_rich(table, console.width))
     else:
-        writer = {"md": cmp.to_markdown, "csv": cmp.to_csv, "json": cmp.to_json}[fmt]
+        writer = {"plain": cmp.to_plain, "tsv": cmp.to_tsv, "md": cmp.to_markdown, "csv": cmp.to_csv,
+                  "json": cmp.to_json}[fmt]  # fmt: skip
         sys.stdout.write(writer(table) + ("\n" if separate else ""))
 
 
@@ -456,7 +463,7 @@ def compare_command(
     sweep: str = typer.Option(
         None, "--sweep", help="Only this sweep's runs (ID or name), grouped by arm, paired against its baseline arm."
     ),
-    fmt: str = typer.Option(None, "--format", help="table | md | csv | json \\[default: table on a terminal, else md]"),
+    fmt: str = format_option(),
     db: str = db_option(),
 ):
     """One row per run, newest first (as runs lists them): the config columns that differ, results, verdict and
@@ -483,7 +490,7 @@ def compare_command(
             paired = cmp.paired_table(rows, baseline, metric)
         else:
             paired = sw.paired_with_verdicts(rows, record, metric)
-        tables = [table, paired] if fmt in ("table", "md") else [paired]
+        tables = [table, paired] if fmt in ("table", "plain", "md") else [paired]  # one table for programs
     for t in tables:
         _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
     _say_if_empty(fetch, len(table.rows))

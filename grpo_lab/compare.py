@@ -30,7 +30,9 @@ HEADLINE = ["final_reward", "zero_std", "kl", "kl_last", "grad_norm", "steps", "
             "train_acc_gain", "held_out", "held_out_before", "held_out_gain"]  # fmt: skip
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
 SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
-FORMATS = ("table", "md", "csv", "json")
+# table: fitted to the terminal; plain: aligned text, every value whole (the default when piped); tsv: the same
+# cells tab-separated (cut, awk -F'\t'); md: a Markdown table; csv and json: raw numbers for programs.
+FORMATS = ("table", "plain", "tsv", "md", "csv", "json")
 OLD_MARK = "†"
 OLD_NOTE = (
     f"{OLD_MARK} recorded before suites were held out of training sets: the run (and the tiny model it may have "
@@ -567,11 +569,23 @@ def to_rich(table: Table, width: int = 10**6):
     return out
 
 
-def to_plain(table: Table) -> str:
-    """Every column whole, aligned, nothing wrapped (``--all-columns`` on a terminal)."""
-    from .layout import plain
-
+def _whole_columns(table: Table) -> list:
     columns = terminal_columns(table)
     for c in columns:
         c.header = c.key  # whole names: nothing here is short of room
+    return columns
+
+
+def to_plain(table: Table) -> str:
+    """Every column whole, aligned, nothing wrapped (piped, or ``--all-columns`` on a terminal)."""
+    from .layout import plain
+
+    columns = _whole_columns(table)
     return f"{table.title or f'{len(table.rows)} runs'}\n{plain(columns)}" + "".join(f"{n}\n" for n in table.notes)
+
+
+def to_tsv(table: Table) -> str:
+    """The plain table's header and cells, one row per line, separated by tabs (none inside a cell)."""
+    columns = _whole_columns(table)
+    rows = [[c.header for c in columns]] + [list(r) for r in zip(*(c.cells for c in columns), strict=True)]
+    return "".join("\t".join(" ".join(cell.split()) for cell in row) + "\n" for row in rows)

@@ -348,15 +348,17 @@ def diff_tables(a, b) -> list[Table]:
     ]
 
 
-def sweep_status_table(rows: list[dict], sweep) -> Table:
-    """Where a sweep stands: per arm, how many seeds are queued, running, finished, failed, interrupted, crashed."""
-    table = Table(title=f"Sweep {sweep.id} {esc(sweep.name)}" + (f" (baseline {esc(sweep.baseline)})" if sweep.baseline
-                                                                    else ""))  # fmt: skip
-    columns = ("arm", "seeds", "queued", "running", "finished", "failed", "interrupted", "crashed", "verdicts")
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("arm", "verdicts") else "right")
-    for row in rows:
-        table.add_row(*(esc(row[c]) for c in columns))
-    total = {c: sum(r[c] for r in rows) for c in columns[1:-1]}
-    table.caption = ", ".join(f"{v} {k}" for k, v in total.items() if v and k != "seeds") + f" of {total['seeds']} runs"
-    return table
+def sweep_status_table(rows: list[dict], sweep, width: int | None = None):
+    """Where a sweep stands: per arm, how many seeds are queued, running, finished, failed, interrupted, crashed
+    (a status no arm has is left out), and the verdicts of its finished runs; fitted to ``width``."""
+    from .layout import Column, terminal_table
+
+    statuses = ("queued", "running", "finished", "failed", "interrupted", "crashed")
+    total = {c: sum(r[c] for r in rows) for c in ("seeds", *statuses)}
+    columns = [Column("arm", "arm", [r["arm"] for r in rows], priority=0, flex=True, min_width=8),
+               Column("seeds", "seeds", [str(r["seeds"]) for r in rows], priority=1, right=True)]  # fmt: skip
+    columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in statuses if total[s]]
+    columns.append(Column("verdicts", "verdicts", [r["verdicts"] for r in rows], priority=3, flex=True))
+    title = f"Sweep {sweep.id} {sweep.name}" + (f" (baseline {sweep.baseline})" if sweep.baseline else "")
+    summary = ", ".join(f"{total[s]} {s}" for s in statuses if total[s]) + f" of {total['seeds']} runs"
+    return terminal_table(columns, width or console.width, title=title, notes=[summary])

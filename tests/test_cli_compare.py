@@ -7,7 +7,13 @@ import pytest
 
 def test_compare_formats_through_the_command(cli, recorded_store):
     db, run_id = recorded_store
-    md = cli("compare", "--db", str(db)).stdout  # piped: markdown by default
+    plain = cli("compare", "--db", str(db)).stdout.splitlines()  # piped: plain aligned text by default
+    assert plain[0] == "1 runs" and plain[1].split()[:4] == ["id", "name", "status", "started"]
+    assert plain[2].startswith(run_id + "  ") and "|" not in plain[1]
+    header, row = cli("compare", "--db", str(db), "--format", "tsv").stdout.splitlines()
+    assert header.split("\t") == plain[1].split() and row.split("\t")[0] == run_id
+    assert len(row.split("\t")) == len(header.split("\t"))
+    md = cli("compare", "--db", str(db), "--format", "md").stdout
     assert md.startswith("| id | name | status | started |") and run_id in md
     rows = json.loads(cli("compare", "--db", str(db), "--format", "json").stdout)
     assert rows[0]["id"] == run_id and 0 <= rows[0]["held_out"] <= 1

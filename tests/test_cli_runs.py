@@ -33,7 +33,7 @@ def test_runs_formats_and_order_match_compare(cli, isolated):
     bad = cli("runs", "--format", "xml")
     assert (
         bad.returncode == 2
-        and bad.stderr.strip() == "grpo-lab: error: --format 'xml' is not one of: table, md, csv, json"
+        and bad.stderr.strip() == "grpo-lab: error: --format 'xml' is not one of: table, plain, tsv, md, csv, json"
     )
 
 

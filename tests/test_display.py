@@ -134,9 +134,10 @@ def test_runs_fit_a_terminal_and_are_whole_in_a_pipe(isolated):
                              started_at=f"2026-01-0{i + 1}T10:00:00+00:00", host="h", model_name="tiny-arith",
                              hypothesis=hypothesis, config=json.dumps({})))  # fmt: skip
         store.finish_run(f"run0000{i}", "finished", metrics={"held_out": 0.5, "held_out_before": 0.4})
-    piped = call("runs").stdout  # not a terminal: markdown, every cell whole
-    lines = [line for line in piped.splitlines() if line.startswith("| run0000")]
+    piped = call("runs").stdout  # not a terminal: plain aligned text, every cell whole
+    lines = [line for line in piped.splitlines() if line.startswith("run0000")]
     assert len(lines) == 3 and all(hypothesis.strip() in line for line in lines)
+    assert len({line.index(hypothesis.strip()) for line in lines}) == 1  # aligned
     table = cmp.runs_table(Rows(str(isolated / "grpo_lab.db"))(last=20))
     for width in (80, 130):
         out = io.StringIO()
@@ -147,3 +148,23 @@ def test_runs_fit_a_terminal_and_are_whole_in_a_pipe(isolated):
         assert len(rows) == 3  # each run on one line: no cell wrapped
         assert width == 80 or all("40.0% -> 50.0%" in row for row in rows)
         assert width == 130 or "more column" in out.getvalue()  # what did not fit is named, not squeezed
+
+
+def test_sweep_status_fits_the_width_and_leaves_out_statuses_no_arm_has():
+    from types import SimpleNamespace
+
+    from grpo_lab.display import sweep_status_table
+
+    statuses = dict.fromkeys(("queued", "running", "finished", "failed", "interrupted", "crashed"), 0)
+    rows = [{"arm": "baseline", "seeds": 8, **statuses, "queued": 5, "finished": 3, "verdicts": "confirmed×3"},
+            {"arm": "a_long_arm_name_for_beta", "seeds": 8, **statuses, "running": 1, "finished": 7,
+             "verdicts": "rejected×7"}]  # fmt: skip
+    sweep = SimpleNamespace(id="2tr6hk3n", name="replication-v2", baseline="baseline")
+    for width in (50, 80, 130):
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(sweep_status_table(rows, sweep, width))
+        text = out.getvalue()
+        assert all(len(line) <= width for line in text.splitlines()), text
+        assert "failed" not in text and "crashed" not in text and "interrupted" not in text
+        assert "5 queued, 1 running, 10 finished of 16 runs" in text and "finished" in text.splitlines()[1]
+    assert "rejected×7" in text and "a_long_arm_name_for_beta" in text  # at 130 nothing is cut
