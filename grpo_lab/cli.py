@@ -446,7 +446,15 @@ def compare_command(
     tag: str = typer.Option(None, "--tag", help="Only runs with this tag."),
     last: int = typer.Option(None, "--last", help="Only the newest N runs.", min=1, max=SQL_INT),
     sort: str = typer.Option(None, "--sort", help="Sort by a column; -COL sorts descending."),
-    limit: int = typer.Option(None, "--limit", help="Show the first N rows (after sorting).", min=1, max=SQL_INT),
+    limit: int = typer.Option(
+        None,
+        "--limit",
+        "-n",
+        min=0,
+        max=SQL_INT,
+        help="Show the first N rows (after sorting); 0 for all \\[default: 100 in the table, plain and md formats, "
+        "with a note of how many there are; all in tsv, csv and json]",
+    ),  # fmt: skip
     all_columns: bool = typer.Option(False, "--all-columns", "--all_columns", help="Every config column."),
     group_by_seed: bool = typer.Option(
         False, "--group-by-seed", "--group_by_seed", help="Collapse runs that differ only in seed: mean ± sd, n."
@@ -482,7 +490,8 @@ def compare_command(
 
         record = fetch.find_sweep(sweep)
         fetch, group_by_seed = sw.scoped_fetch(fetch, record["id"]), True
-    table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit, all_columns, group_by_seed)
+    page = cmp.PAGE if limit is None and fmt in ("table", "plain", "md") else None  # programs get every row
+    table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit or None, all_columns, group_by_seed, page)
     tables = [table]
     if baseline or (record and record["baseline"]):
         rows = cmp.fetch_rows(fetch, run_ids, where, tag, last)
@@ -493,6 +502,9 @@ def compare_command(
         tables = [table, paired] if fmt in ("table", "plain", "md") else [paired]  # one table for programs
     for t in tables:
         _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
+    if table.selected is not None and table.selected > len(table.rows):
+        _notices([f"showing the first {len(table.rows)} of {table.selected:,} runs; --limit 0 shows them all, "
+                  "--limit N that many"])  # fmt: skip
     _say_if_empty(fetch, len(table.rows))
 
 

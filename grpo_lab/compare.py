@@ -93,6 +93,7 @@ class Table:
     notes: list[str] = field(default_factory=list)  # printed under the table in every human format
     marked: set[str] = field(default_factory=set)  # columns whose cells get OLD_MARK on pre-m004 runs
     changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
+    selected: int | None = None  # when a page was shown: how many runs the filters selected in all
 
 
 def _seed_key(row: dict[str, Any]) -> str:
@@ -302,29 +303,44 @@ def _find_baseline(groups, key: str):
     return found[0]
 
 
+PAGE = 100  # runs a human format shows when no --limit, --last, IDs or grouping choose them (--limit 0: all)
+
+
 def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, all_columns=False,
-            group_by_seed=False) -> Table:  # fmt: skip
+            group_by_seed=False, page=None) -> Table:  # fmt: skip
     """``fetch`` is sqlite_read.table_rows bound to a store file (see its arguments); a ``has_metric`` attribute
-    on it, if any, tells whether the store holds a metric of that name (for --where on user suites)."""
+    on it, if any, tells whether the store holds a metric of that name (for --where on user suites). With
+    ``page`` and nothing else bounding the selection, only the first ``page`` rows are fetched and tabled, and
+    ``Table.selected`` counts them all (from a ``count`` attribute of ``fetch``)."""
     names = _needed(fetch, all_columns, sort)
     if sort is not None and not sort.lstrip("-"):
         raise GrpoLabError("--sort needs a column: --sort COL ascending, --sort -COL descending")
+    paged = page if page and not (limit or ids or last or group_by_seed) and hasattr(fetch, "count") else None
+    limit = limit or paged
+    if sort and _limits_in_sql(sort, limit, last, group_by_seed):  # the table never sees the other rows: ask now
+        col = sort.lstrip("-")
+        if col not in _Fields(getattr(fetch, "has_metric", None)):
+            raise GrpoLabError(f"--sort: no column {col!r}; sort by a flag, a run field or a metric this store "
+                               "holds, e.g. --sort -arith-v1")  # fmt: skip
     rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed, names)
     if ids and not (where or tag or last or limit):  # with no other filter every ID must name some run
         missing = [i for i in ids if not any(row["id"].startswith(i) for row in rows)]
         if missing:
             raise GrpoLabError(f"no run with ID {missing[0]!r}; `grpo-lab runs` lists them")
     table = build_table(rows, all_columns, group_by_seed)
-    if sort and not _sorts_in_sql(sort, limit, last, group_by_seed):
+    if sort and not _limits_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
     if limit:
         table.rows = table.rows[:limit]
+    if paged and len(rows) >= paged:
+        table.selected = fetch.count(_conditions(fetch, where), ids or None, tag)
     return table
 
 
-def _sorts_in_sql(sort, limit, last, group_by_seed) -> bool:
+def _limits_in_sql(sort, limit, last, group_by_seed) -> bool:
+    """Whether the database can sort and cut the selection itself (then only ``limit`` rows are decoded)."""
     field_ = sort.lstrip("-") if sort else None
-    return bool(limit and field_ and not last and not group_by_seed and field_ in _Fields(lambda _: True))
+    return bool(limit and not last and not group_by_seed and (field_ is None or field_ in _Fields(lambda _: True)))
 
 
 def _needed(fetch, all_columns: bool, sort: str | None) -> list[str] | None:
@@ -343,12 +359,16 @@ def _needed(fetch, all_columns: bool, sort: str | None) -> list[str] | None:
     return sorted(needed & set(held))
 
 
+def _conditions(fetch, where):
+    return [_store_condition(c) for c in parse_where(where, getattr(fetch, "has_metric", None))]
+
+
 def fetch_rows(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=None, group_by_seed=False,
                names=None):  # fmt: skip
-    conditions = [_store_condition(c) for c in parse_where(where, getattr(fetch, "has_metric", None))]
+    conditions = _conditions(fetch, where)
     order = None
-    in_sql = _sorts_in_sql(sort, limit, last, group_by_seed)
-    if in_sql:  # top-N in SQL: only N rows are decoded and tabled
+    in_sql = _limits_in_sql(sort, limit, last, group_by_seed)
+    if in_sql and sort:  # top-N in SQL: only N rows are decoded and tabled
         field_ = sort.lstrip("-")
         source, key, _, _ = _store_condition(filters.Condition("exp_name" if field_ == "name" else field_, "=", None))
         order = (source, key, sort.startswith("-"))

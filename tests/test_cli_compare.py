@@ -49,3 +49,33 @@ def test_compare_does_not_import_the_training_stack(cli, recorded_store):
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "HEAVY []" in out
+
+
+def test_a_human_format_shows_a_page_and_says_how_many_runs_there_are(cli, isolated):
+    """A store bigger than a page: table, plain and md show the newest 100 (fetched, not cut after decoding all)
+    and say on stderr how many the filters selected; --limit 0, tsv, csv and json give every run."""
+    from grpo_lab.store.db import Run, Store
+
+    store = Store(str(isolated / "grpo_lab.db"))
+    for i in range(130):
+        started = f"2026-01-{1 + i // 24:02d}T{i % 24:02d}:00:00+00:00"
+        store.create_run(Run(id=f"run{i:05d}", exp_name=f"n{i % 3}", started_at=started, host="h", model_name="m",
+                             config=json.dumps({"beta": 0.1 if i % 2 else 0.0})))  # fmt: skip
+        store.finish_run(f"run{i:05d}", "finished", metrics={"held_out": i / 200, "held_out_before": 0.1})
+    store.close()
+    for fmt in ("plain", "md"):
+        proc = cli("compare", "--format", fmt)
+        ids = [i for i in (f"run{k:05d}" for k in range(130)) if i in proc.stdout]
+        assert ids == [f"run{k:05d}" for k in range(30, 130)], fmt  # the newest 100
+        assert proc.stderr == "grpo-lab: note: showing the first 100 of 130 runs; --limit 0 shows them all, " \
+                              "--limit N that many\n"  # fmt: skip
+    filtered = cli("compare", "--where", "beta=0.1 and held_out<0.6")  # 60 odd runs below 0.6: all on one page
+    assert filtered.stderr == "" and filtered.stdout.startswith("60 runs")
+    filtered = cli("compare", "--where", "held_out>=0.05", "--sort", "held_out")  # runs 10-129, sorted in SQL
+    assert "first 100 of 120 runs" in filtered.stderr and filtered.stdout.splitlines()[2].startswith("run00010 ")
+    assert "run00109 " in filtered.stdout and "run00110 " not in filtered.stdout
+    for args in (["--limit", "0"], ["--format", "tsv"], ["--format", "json"]):
+        proc = cli("compare", *args)
+        assert proc.returncode == 0 and proc.stderr == "" and all(f"run{k:05d}" in proc.stdout for k in range(130))
+    assert len(json.loads(cli("compare", "--format", "json", "--limit", "7").stdout)) == 7
+    assert cli("compare", "--limit", "7").stdout.startswith("7 runs")

@@ -142,7 +142,7 @@ def cases():
         add("compare", "--where", where)
     for sort in ("", "-", "nope", "-nope"):
         add("compare", "--sort", sort)
-    for flag, value in (("--limit", "-1"), ("--limit", "0"), ("--limit", HUGE), ("--limit", "x"), ("--last", "-1"),
+    for flag, value in (("--limit", "-1"), ("--limit", HUGE), ("--limit", "x"), ("--last", "-1"),
                         ("--last", "0"), ("--last", HUGE), ("--format", ""), ("--format", "xml"),
                         ("--format", "TABLE")):  # fmt: skip
         add("compare", flag, value)

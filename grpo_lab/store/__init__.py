@@ -33,6 +33,7 @@ class Rows:
             self._has_metric = partial(sqlite_read.has_metric, path)
             self._is_empty = partial(sqlite_read.is_empty, path)
             self._metric_names = partial(sqlite_read.metric_names, path)
+            self._count = partial(sqlite_read.count_rows, path)
         else:
             from .db import Store
 
@@ -40,6 +41,7 @@ class Rows:
             self.notices = store.notices
             self._rows, self._has_metric, self._is_empty = store.table_rows, store.has_metric, store.is_empty
             self._metric_names = store.metric_names
+            self._count = store.count_rows
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return self._rows(*args, **kwargs)
@@ -49,6 +51,10 @@ class Rows:
 
     def is_empty(self) -> bool:
         return self._is_empty()
+
+    def count(self, conditions=(), ids=None, tag=None) -> int:
+        """How many runs these filters select (as the call would give them with no limit)."""
+        return self._count(conditions, ids, tag)
 
     def metric_names(self) -> list[str]:
         """Every metric name in the store (compare fetches only those it shows or diagnoses)."""

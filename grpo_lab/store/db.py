@@ -835,6 +835,11 @@ class Store:
             return query.table_rows(self.engine.dialect.name, lambda sql, p: conn.exec_driver_sql(sql, tuple(p)).all(),
                                     conditions, ids, tag, last, order, limit, names)  # fmt: skip
 
+    def count_rows(self, conditions=(), ids=None, tag=None) -> int:
+        with self.engine.connect() as conn:
+            sql, params = query.count_query(self.engine.dialect.name, conditions, ids, tag)
+            return conn.exec_driver_sql(sql, tuple(params)).scalar_one()
+
     def metric_names(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.exec_driver_sql(query.METRIC_NAMES)]

@@ -63,6 +63,35 @@ class _Builder:
                 f"WHEN 'boolean' THEN CASE WHEN {item()} = 'true'::jsonb THEN 1.0 ELSE 0.0 END END)")  # fmt: skip
 
 
+def _where(q: _Builder, dialect: str, conditions: Sequence[Condition], ids: Sequence[str] | None,
+           tag: str | None) -> str:  # fmt: skip
+    """The WHERE clause of these filters (empty when there are none), its values bound in ``q``."""
+    clauses = []
+    for source, key, op, value in conditions:
+        if op not in OPERATORS:
+            raise StoreError(f"unknown operator {op!r}")
+        expr = q.field(source, key, value)
+        clause = f"{expr} {op} {q.bind(value)}"
+        if source == "config" and dialect == "sqlite":
+            # SQLite orders every text above every number: compare a number with numbers, a word with text
+            kinds = "'text'" if isinstance(value, str) else "'integer', 'real'"
+            clause = f"({clause} AND typeof({q.field(source, key)}) IN ({kinds}))"
+        clauses.append(clause)
+    if ids:
+        clauses.append("(" + " OR ".join(f"run.id LIKE {q.bind(_like(i) + '%')} ESCAPE '\\'" for i in ids) + ")")
+    if tag is not None:
+        clauses.append(f"run.tags LIKE {q.bind('%' + _like(json.dumps(tag)) + '%')} ESCAPE '\\'")
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def count_query(
+    dialect: str, conditions: Sequence[Condition] = (), ids: Sequence[str] | None = None, tag: str | None = None
+) -> tuple[str, list[Any]]:
+    """How many runs these filters select (what a page of compare leaves out is counted, not fetched)."""
+    q = _Builder(dialect)
+    return "SELECT count(*) FROM run" + _where(q, dialect, conditions, ids, tag), q.params
+
+
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -84,23 +113,7 @@ def runs_query(
     sql = f"SELECT {', '.join(columns)} FROM run"
     if order is not None and order[0] == "metric":  # one key lookup per run, however it is sorted
         sql += f" LEFT JOIN metric AS sorted_by ON sorted_by.run_id = run.id AND sorted_by.name = {q.bind(order[1])}"
-    clauses = []
-    for source, key, op, value in conditions:
-        if op not in OPERATORS:
-            raise StoreError(f"unknown operator {op!r}")
-        expr = q.field(source, key, value)
-        clause = f"{expr} {op} {q.bind(value)}"
-        if source == "config" and dialect == "sqlite":
-            # SQLite orders every text above every number: compare a number with numbers, a word with text
-            kinds = "'text'" if isinstance(value, str) else "'integer', 'real'"
-            clause = f"({clause} AND typeof({q.field(source, key)}) IN ({kinds}))"
-        clauses.append(clause)
-    if ids:
-        clauses.append("(" + " OR ".join(f"run.id LIKE {q.bind(_like(i) + '%')} ESCAPE '\\'" for i in ids) + ")")
-    if tag is not None:
-        clauses.append(f"run.tags LIKE {q.bind('%' + _like(json.dumps(tag)) + '%')} ESCAPE '\\'")
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
+    sql += _where(q, dialect, conditions, ids, tag)
     if order is not None:
         if order[0] == "metric":
             first = again = "sorted_by.value"

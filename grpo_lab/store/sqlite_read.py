@@ -261,6 +261,12 @@ def table_rows(
         conn.close()
 
 
+def count_rows(path: Path, conditions: Sequence[query.Condition] = (), ids: Sequence[str] | None = None,
+               tag: str | None = None) -> int:  # fmt: skip
+    """How many runs table_rows would select with these filters and no limit."""
+    return _scalar(path, *query.count_query("sqlite", conditions, ids, tag))
+
+
 def _scalar(path: Path, sql: str, params: Sequence[Any] = ()) -> Any:
     conn = connect_read(path)
     try:
