@@ -97,6 +97,10 @@ class Table:
 
 
 def _seed_key(row: dict[str, Any]) -> str:
+    """What a seed group shares: a sweep's arm (its runs differ only in seed by construction, though a queued run's
+    recorded config still lacks what is resolved when it starts), else the whole config but the seed."""
+    if row.get("sweep_id") and row.get("arm"):
+        return json.dumps(["arm", row["sweep_id"], row["arm"]])
     return json.dumps({k: v for k, v in row["config"].items() if k not in SEED_INDEPENDENT}, sort_keys=True)
 
 
@@ -132,7 +136,12 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
     return [c for c in CONFIG_FIELDS if c in varying]
 
 
+NOT_YET = ("queued", "running")  # runs with no results yet: in no seed group, so n counts results
+
+
 def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_seed: bool = False) -> Table:
+    if group_by_seed:
+        rows = [r for r in rows if r["status"] not in NOT_YET]
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
@@ -216,9 +225,11 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
     """Runs that differ only in seed, groups in order of first appearance, runs in a group by seed: (raw row,
-    flat row) pairs."""
+    flat row) pairs. Queued and running runs have no results yet: they are in no group (n counts results)."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
+        if raw["status"] in NOT_YET:
+            continue
         groups.setdefault(_seed_key(raw), []).append((raw, row))
     return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}
 
@@ -580,7 +591,7 @@ def to_rich(table: Table, width: int = 10**6):
     from .layout import terminal_table
 
     columns = terminal_columns(table)
-    out = terminal_table(columns, width, table.title or f"{len(table.rows)} runs", table.notes,
+    out = terminal_table(columns, width, table.title or _count(table), table.notes,
                          more=": a wider terminal, --all-columns, or --format csv shows them")  # fmt: skip
     shown = {str(c.header) for c in out.columns}
     legend = [f"{c.header} = {c.key}" for c in columns if c.header != c.key and c.header in shown]
@@ -601,7 +612,13 @@ def to_plain(table: Table) -> str:
     from .layout import plain
 
     columns = _whole_columns(table)
-    return f"{table.title or f'{len(table.rows)} runs'}\n{plain(columns)}" + "".join(f"{n}\n" for n in table.notes)
+    return f"{table.title or _count(table)}\n{plain(columns)}" + "".join(f"{n}\n" for n in table.notes)
+
+
+def _count(table: Table) -> str:
+    if "n" in table.columns and "seeds" in table.columns:  # grouped by seed
+        return f"{len(table.rows)} seed groups of {sum(r['n'] for r in table.rows)} runs"
+    return f"{len(table.rows)} runs"
 
 
 def to_tsv(table: Table) -> str:

@@ -264,3 +264,29 @@ def test_one_percent_formatter_everywhere():
     from grpo_lab.metrics import pct
 
     assert (pct(0.455), pct(0), pct(1), pct(None), pct(0.0004)) == ("45.5%", "0.0%", "100.0%", "-", "0.0%")
+
+
+def test_a_sweep_in_progress_groups_by_arm_and_counts_only_runs_with_results():
+    """A queued run's recorded config lacks what is resolved when it starts (num_processes), and a queued or
+    running one has no results: seed groups of a sweep are its arms, and n counts the runs that ended."""
+
+    def row(run_id, arm, seed, status, value=None, processes=1):
+        config = {"beta": 0.0 if arm == "b" else 0.1, "seed": seed, "num_processes": processes, "exp_name": f"s_{arm}"}
+        return {"id": run_id, "kind": "train", "exp_name": f"s_{arm}", "status": status, "model_name": "m",
+                "started_at": f"2026-01-01T00:0{len(run_id)}:00", "duration_s": 1.0, "config": config,
+                "hypothesis": "h", "verdict": None, "verdict_detail": None, "suites_disjoint": True,
+                "sweep_id": "sw", "arm": arm, "superseded": False,
+                "metrics": {} if value is None else {"arith-v1": value}}  # fmt: skip
+
+    rows = [row("a1", "a", 1, "finished", 0.20), row("a2", "a", 2, "finished", 0.22),
+            row("a3", "a", 3, "queued", processes=None), row("a4", "a", 4, "running"),
+            row("b1", "b", 1, "finished", 0.19), row("b2", "b", 2, "finished", 0.20),
+            row("b3", "b", 3, "queued", processes=None)]  # fmt: skip
+    table = cmp.build_table(rows, group_by_seed=True)
+    by_name = {r["name"]: r for r in table.rows}
+    assert set(by_name) == {"s_a", "s_b"} and "num_processes" not in table.columns
+    assert (by_name["s_a"]["n"], by_name["s_a"]["seeds"]) == (2, "1,2")
+    assert by_name["s_a"]["arith-v1"] == pytest.approx(0.21)
+    (paired,) = cmp.paired_table(rows, "s_a", "arith-v1").rows
+    assert paired["n"] == 2 and paired["diff"] == pytest.approx(-0.015)
+    assert cmp.to_plain(table).startswith("2 seed groups of 4 runs\n")
