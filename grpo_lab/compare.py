@@ -28,6 +28,7 @@ RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": 
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
 HEADLINE = ["final_reward", "zero_std", "kl", "kl_last", "grad_norm", "steps", "train_acc", "train_acc_before",
             "train_acc_gain", "held_out", "held_out_before", "held_out_gain"]  # fmt: skip
+DONE = "finished"
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
 SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 # table: fitted to the terminal; plain: aligned text, every value whole (the default when piped); tsv: the same
@@ -136,12 +137,11 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
     return [c for c in CONFIG_FIELDS if c in varying]
 
 
-NOT_YET = ("queued", "running")  # runs with no results yet: in no seed group, so n counts results
-
-
 def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_seed: bool = False) -> Table:
-    if group_by_seed:
-        rows = [r for r in rows if r["status"] not in NOT_YET]
+    left_out = []
+    if group_by_seed:  # seed groups hold finished runs only, so that n counts the values a mean is over
+        left_out = [r["status"] for r in rows if r["status"] != DONE]
+        rows = [r for r in rows if r["status"] == DONE]
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
@@ -173,6 +173,9 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
         table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
     if any(not r["suites_disjoint"] for r in table.rows) and suites:
         table.notes.append(OLD_NOTE)
+    if left_out:
+        counts = ", ".join(f"{left_out.count(s)} {s}" for s in sorted(set(left_out)))
+        table.notes.append(f"not in the groups (no results to average): {counts}")
     return table
 
 
@@ -225,10 +228,10 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
     """Runs that differ only in seed, groups in order of first appearance, runs in a group by seed: (raw row,
-    flat row) pairs. Queued and running runs have no results yet: they are in no group (n counts results)."""
+    flat row) pairs. Only finished runs are in a group: n counts the values a mean is over."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
-        if raw["status"] in NOT_YET:
+        if raw["status"] != DONE:
             continue
         groups.setdefault(_seed_key(raw), []).append((raw, row))
     return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}

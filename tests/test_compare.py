@@ -267,8 +267,8 @@ def test_one_percent_formatter_everywhere():
 
 
 def test_a_sweep_in_progress_groups_by_arm_and_counts_only_runs_with_results():
-    """A queued run's recorded config lacks what is resolved when it starts (num_processes), and a queued or
-    running one has no results: seed groups of a sweep are its arms, and n counts the runs that ended."""
+    """A queued run's recorded config lacks what is resolved when it starts (num_processes), and only a finished
+    run has results: seed groups of a sweep are its arms, n counts finished runs, and a note counts the rest."""
 
     def row(run_id, arm, seed, status, value=None, processes=1):
         config = {"beta": 0.0 if arm == "b" else 0.1, "seed": seed, "num_processes": processes, "exp_name": f"s_{arm}"}
@@ -290,3 +290,8 @@ def test_a_sweep_in_progress_groups_by_arm_and_counts_only_runs_with_results():
     (paired,) = cmp.paired_table(rows, "s_a", "arith-v1").rows
     assert paired["n"] == 2 and paired["diff"] == pytest.approx(-0.015)
     assert cmp.to_plain(table).startswith("2 seed groups of 4 runs\n")
+    assert table.notes == ["not in the groups (no results to average): 2 queued, 1 running"]
+    rows[1]["status"] = "crashed"  # a crash leaves no results: the group shrinks and the note says why
+    table = cmp.build_table(rows, group_by_seed=True)
+    assert {r["name"]: r["n"] for r in table.rows} == {"s_a": 1, "s_b": 2}
+    assert table.notes == ["not in the groups (no results to average): 1 crashed, 2 queued, 1 running"]
