@@ -7,7 +7,6 @@ fields below. Field names are the seed script's snake_case flags. Cross-field ch
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
@@ -21,12 +20,6 @@ from . import paths, tasks
 from .errors import ConfigError
 from .rewards import REWARDS
 from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 # The most a count may be: what torch, TRL and SQLite take as a 32-bit integer.
 INT32_MAX = 2**31 - 1
@@ -43,6 +36,12 @@ def _field(default, help: str, choices: tuple[str, ...] | None = None, group: st
     kwargs: dict[str, Any] = {"default_factory": default} if callable(default) else {"default": default}
     meta = {"help": help, "choices": choices, "group": group, "bounds": bounds, "flags": flags, "required": required}
     return field(metadata=meta, **kwargs)
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def default_threads() -> int:
@@ -225,7 +224,7 @@ class RunConfig:
             f"--num_processes must be at least 1 (got {self.num_processes})",
         )
         need(
-            not self.use_vllm or importlib.util.find_spec("vllm") is not None,
+            not self.use_vllm or _installed("vllm"),
             "--use_vllm needs vLLM, which is not installed here: pip install vllm (on a CUDA machine; "
             "grpo-lab does not depend on it)",
         )
@@ -457,6 +456,10 @@ def split_tags(values: list[str] | None) -> list[str]:
 
 def load_presets() -> dict[str, dict[str, Any]]:
     text = resources.files("grpo_lab").joinpath("presets.toml").read_text()
+    if sys.version_info >= (3, 11):  # imported here: commands that read no preset start faster
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     return tomllib.loads(text)
 
 
