@@ -18,6 +18,7 @@ from grpo_lab.rewards import extract_answer
 from grpo_lab.store import bulk
 from grpo_lab.store.db import Run, Store
 from grpo_lab.store.sqlite_read import table_rows
+from grpo_lab.tasks import task_type_of
 
 HOSTILE = "</script><script>window.__pwned = 1</script><!-- <b>\"quoted\"</b> & 'more' \u2028"
 HOSTILE_NAME = '<img src=x onerror="window.__pwned = 2">'
@@ -100,11 +101,25 @@ def test_curves_keep_nan_and_infinity_as_gaps(store):
 
 
 def test_samples_carry_the_answer_their_task_type_gives(store):
-    samples = json.loads(bulk.samples_json(store, ["mixed001"], rp.sample_answers())["mixed001"])
+    samples = json.loads(bulk.samples_json(store, ["mixed001"])["mixed001"])
     by_key = {(s[0], s[1]): s for s in samples}
     assert len(samples) == 25
-    assert by_key[(99, 0)][2:] == [COMPARISON, " I think yes.", "yes", 1.0, 0.1235]  # as a number it would be "I"
-    assert by_key[(3, 1)][2:] == ["Calculate: 3 + 1 = ", "4 7 apples", "4", 0.0, -0.5]
+    assert by_key[(99, 0)][2:] == [COMPARISON, " I think yes.", 1.0, 0.1235]
+    assert by_key[(3, 1)][2:] == ["Calculate: 3 + 1 = ", "4 7 apples", 0.0, -0.5]
+    prompts, completions = bulk.texts(store, ["mixed001"])
+    assert len(prompts) == len(set(prompts)) == len({s[2] for s in samples})
+    assert sorted(completions) == sorted({s[3] for s in samples})
+    tables = rp.answer_tables(prompts, completions)
+    kinds, task = tables["kinds"], dict(tables["tasks"])
+    answers = {c: dict(zip(kinds, rest, strict=True)) for c, *rest in tables["answers"]}
+
+    def answer(prompt, completion):  # what the page does with the tables
+        return answers[completion][kinds[task[prompt]]]
+
+    assert answer(COMPARISON, " I think yes.") == "yes"  # as a number it would be "I"
+    assert answer("Calculate: 3 + 1 = ", "4 7 apples") == "4"
+    for step, _, prompt, completion, *_ in samples:  # every sample: the one definition, by its prompt's task type
+        assert answer(prompt, completion) == extract_answer(completion, task_type_of(prompt)), step
 
 
 def test_script_json_cannot_close_its_script_element():
