@@ -572,6 +572,10 @@ def paired_with_verdicts(rows: list[dict[str, Any]], record, metric: str | None 
     if spec.baseline is None:
         raise GrpoLabError(f"sweep {spec.name} has no baseline arm; give compare --baseline NAME")
     table = paired_table(rows, spec.exp_name(spec.baseline), metric or spec.metric)
+    if metric and metric != spec.metric:  # the arms' criteria were written for the sweep's metric, not this one
+        table.notes.append(f"arm verdicts are checked on {spec.metric}, the sweep's metric; without --metric "
+                           "they are shown")  # fmt: skip
+        return table
     finished = {}
     for row in rows:
         finished.setdefault(row["arm"], 0)

@@ -212,3 +212,25 @@ def test_changing_a_started_sweep_is_refused(cli, isolated):
     again = sw.queue(store, spec(name="same"), "inline", ["grpo-lab", "sweep"])
     assert not again.new and len(again.to_run) == 4  # still queued: picked up, not duplicated
     assert len(store.sweep_runs(again.sweep.id)) == 4
+
+
+def test_arm_verdicts_only_on_the_metric_their_criteria_were_written_for():
+    """compare --sweep --metric zero_std pairs the arms on zero_std; the arms' criteria were written for the
+    sweep's metric, so no verdict is computed from another one (it would read as a verdict)."""
+    s = spec(metric="arith-v1", compare="diff < 0")
+    record = {"spec": json.dumps(s.to_dict())}
+    rows = []
+    for arm in s.arms:
+        for seed in s.seeds:
+            lower = arm.name != s.baseline
+            rows.append({"id": f"{arm.name}{seed}", "kind": "train", "exp_name": s.exp_name(arm.name),
+                         "status": "finished", "config": {"seed": seed, **arm.flags}, "sweep_id": "sw",
+                         "arm": arm.name, "verdict": None, "suites_disjoint": True, "started_at": "2026",
+                         "metrics": {"arith-v1": 0.2 - lower * seed / 100, "zero_std": 0.1 + lower / 10}})  # fmt: skip
+    (on_metric,) = sw.paired_with_verdicts(rows, record).rows
+    assert on_metric["verdict"] == "confirmed" and on_metric["criterion"] == "diff < 0"
+    other = sw.paired_with_verdicts(rows, record, "zero_std")
+    assert "verdict" not in other.columns and "verdict" not in other.rows[0]
+    assert (
+        other.notes[-1] == "arm verdicts are checked on arith-v1, the sweep's metric; without --metric they are shown"
+    )
