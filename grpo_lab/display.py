@@ -355,10 +355,11 @@ def sweep_status_table(rows: list[dict], sweep, width: int | None = None):
 
     statuses = ("queued", "running", "finished", "failed", "interrupted", "crashed")
     total = {c: sum(r[c] for r in rows) for c in ("seeds", *statuses)}
-    columns = [Column("arm", "arm", [r["arm"] for r in rows], priority=0, flex=True, min_width=8),
+    arms = [r["arm"] + (" (baseline)" if r["arm"] == sweep.baseline != "baseline" else "") for r in rows]
+    columns = [Column("arm", "arm", arms, priority=0, flex=True, min_width=8),
                Column("seeds", "seeds", [str(r["seeds"]) for r in rows], priority=1, right=True)]  # fmt: skip
     columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in statuses if total[s]]
     columns.append(Column("verdicts", "verdicts", [r["verdicts"] for r in rows], priority=3, flex=True))
-    title = f"Sweep {sweep.id} {sweep.name}" + (f" (baseline {sweep.baseline})" if sweep.baseline else "")
+    title = f"Sweep {sweep.id} {sweep.name}"  # short: title and notes wrap at the table's width
     summary = ", ".join(f"{total[s]} {s}" for s in statuses if total[s]) + f" of {total['seeds']} runs"
     return terminal_table(columns, width or console.width, title=title, notes=[summary])

@@ -159,12 +159,13 @@ def test_sweep_status_fits_the_width_and_leaves_out_statuses_no_arm_has():
     rows = [{"arm": "baseline", "seeds": 8, **statuses, "queued": 5, "finished": 3, "verdicts": "confirmed×3"},
             {"arm": "a_long_arm_name_for_beta", "seeds": 8, **statuses, "running": 1, "finished": 7,
              "verdicts": "rejected×7"}]  # fmt: skip
-    sweep = SimpleNamespace(id="2tr6hk3n", name="replication-v2", baseline="baseline")
+    sweep = SimpleNamespace(id="2tr6hk3n", name="replication-v2", baseline="a_long_arm_name_for_beta")
     for width in (50, 80, 130):
         out = io.StringIO()
         Console(file=out, width=width, color_system=None).print(sweep_status_table(rows, sweep, width))
         text = out.getvalue()
         assert all(len(line) <= width for line in text.splitlines()), text
         assert "failed" not in text and "crashed" not in text and "interrupted" not in text
-        assert "5 queued, 1 running, 10 finished of 16 runs" in text and "finished" in text.splitlines()[1]
-    assert "rejected×7" in text and "a_long_arm_name_for_beta" in text  # at 130 nothing is cut
+        assert "5 queued, 1 running, 10 finished of 16 runs" in text
+        assert text.splitlines()[0].strip() == "Sweep 2tr6hk3n replication-v2" and "finished" in text.splitlines()[1]
+    assert "rejected×7" in text and "a_long_arm_name_for_beta (baseline)" in text  # at 130 nothing is cut
