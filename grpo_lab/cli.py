@@ -786,9 +786,14 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 class _Argument(TyperArgument):
-    def _usage_display_name(self) -> str:  # RUN_ID in usage lines, as click writes it (typer 0.29 writes {run_id})
+    def _usage_display_name(self) -> str:  # RUN_ID in usage lines, as click writes it (typer writes {run_id})
         name = (self.metavar or self.name or "").upper()
         return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    def make_metavar(self, ctx, *args, **kwargs) -> str:  # where typer 0.28 asks for the usage line's name
+        if kwargs.get("usage"):
+            return self._usage_display_name()
+        return super().make_metavar(ctx, *args, **kwargs)
 
 
 class _Switch(TyperOption):

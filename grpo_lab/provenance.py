@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from importlib import metadata
 
 SECRET_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL",
                           "CREDENTIALS"})  # fmt: skip
@@ -25,6 +24,8 @@ PACKAGES = ("grpo-lab", "torch", "transformers", "trl", "datasets", "accelerate"
 
 
 def versions() -> dict[str, str]:
+    from importlib import metadata  # here: importing it costs every command 20 ms
+
     found = {"python": sys.version.split()[0]}
     for name in PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
