@@ -536,7 +536,7 @@ SHORT_HEADERS = {"learning_rate": "lr", "num_generations": "gens", "batch_size":
                  "model_name": "model"}  # fmt: skip
 # What the terminal keeps longest: lower first. Config columns that vary come right after the results that
 # matter; the ones that differ between any two runs without changing the experiment go first.
-_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "p": 4, "p_holm": 5,
+_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "p": 5, "p_holm": 4,
              "baseline": 6, "value": 7, "note": 8, "final_reward": 30, "diagnostics": 31, "status": 32,
              "train_acc": 40, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
              "seed": 80, "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip

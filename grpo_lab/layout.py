@@ -25,6 +25,7 @@ class Column:
     flex: bool = False  # may be cut short with an ellipsis, down to min_width
     min_width: int = 12
     right: bool = False  # numbers line up on the right
+    elided: str = ""  # the prefix every cell shared, left out (shown as an ellipsis)
 
 
 def width_of(text: str) -> int:
@@ -89,9 +90,16 @@ def terminal_table(columns: Sequence[Column], width: int, title: str | None = No
     from rich.markup import escape
     from rich.table import Table
 
+    notes = list(notes)
     kept, dropped = fit(columns, width)
     widest = _flex_widths(kept, width)
-    notes = list(notes)
+    elided = [_elide_prefix(c) for c in kept if c.key in widest and widest[c.key] < natural_width(c)]
+    if any(elided):  # names cut short all look alike ("replication-v…"): leave out what they share instead
+        short = {c.key: c for c in elided if c}
+        columns = [short.get(c.key, c) for c in columns]
+        kept, dropped = fit(columns, width)
+        widest = _flex_widths(kept, width)
+        notes += [f"{c.key}: {ELLIPSIS} = {c.elided}" for c in short.values() if c in kept]
     if dropped:
         names = [c.key for c in sorted(dropped, key=lambda c: columns.index(c))]
         listed = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
@@ -107,6 +115,23 @@ def terminal_table(columns: Sequence[Column], width: int, title: str | None = No
             *(escape(clip(text, widest[c.key]) if c.key in widest else text) for c, text in zip(kept, row, strict=True))
         )
     return table
+
+
+ELLIPSIS = "…"
+SHARED_MIN = 4  # a prefix every cell shares is left out when it is at least this long
+
+
+def _elide_prefix(column: Column) -> Column | None:
+    """The column with the prefix all its (differing) cells share replaced by an ellipsis, or None."""
+    import os.path
+
+    cells = [c for c in column.cells if c]
+    prefix = os.path.commonprefix(cells) if len(set(cells)) > 1 else ""
+    if len(prefix) < SHARED_MIN:
+        return None
+    cells = [ELLIPSIS + c[len(prefix) :] if c else c for c in column.cells]
+    return Column(column.key, column.header, cells, column.priority, column.flex, column.min_width, column.right,
+                  elided=prefix)  # fmt: skip
 
 
 def clip(text: str, width: int) -> str:

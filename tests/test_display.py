@@ -169,3 +169,25 @@ def test_sweep_status_fits_the_width_and_leaves_out_statuses_no_arm_has():
         assert "5 queued, 1 running, 10 finished of 16 runs" in text
         assert text.splitlines()[0].strip() == "Sweep 2tr6hk3n replication-v2" and "finished" in text.splitlines()[1]
     assert "rejected×7" in text and "a_long_arm_name_for_beta (baseline)" in text  # at 130 nothing is cut
+
+
+def test_names_cut_short_leave_out_the_prefix_they_share_not_their_ends():
+    """Cut at the end, replication-v2_partial and replication-v2_mixed both read "replication-v…": a flexible
+    column that must be cut drops the prefix every cell shares (named in a note) before anything else."""
+    from grpo_lab.layout import Column, terminal_table
+
+    names = ["replication-v2_partial", "replication-v2_mixed", "replication-v2_baseline"]
+
+    def shown(width):
+        columns = [Column("id", "id", ["a1", "b2", "c3"], priority=0),
+                   Column("name", "name", names, priority=1, flex=True, min_width=8),
+                   Column("value", "value", ["21.5%", "20.4%", "20.1%"], priority=2, right=True)]  # fmt: skip
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(terminal_table(columns, width))
+        return out.getvalue()
+
+    narrow = shown(30)
+    assert "…partial" in narrow and "…mixed" in narrow and "…baseline" in narrow
+    assert "name: … = replication-v2_" in " ".join(narrow.split()) and "replication-v…" not in narrow
+    wide = shown(80)
+    assert all(n in wide for n in names) and "…" not in wide
