@@ -20,6 +20,7 @@ from . import diagnostics, filters, metrics, stats
 from .config import config_fields
 from .diagnostics import diagnose
 from .errors import GrpoLabError
+from .store.query import FINISHED
 from .suites import SUITES
 
 RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": "status", "kind": "kind",
@@ -28,7 +29,6 @@ RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": 
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
 HEADLINE = ["final_reward", "zero_std", "kl", "kl_last", "grad_norm", "steps", "train_acc", "train_acc_before",
             "train_acc_gain", "held_out", "held_out_before", "held_out_gain"]  # fmt: skip
-DONE = "finished"
 SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
 SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 # table: fitted to the terminal; plain: aligned text, every value whole (the default when piped); tsv: the same
@@ -140,8 +140,8 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
 def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_seed: bool = False) -> Table:
     left_out = []
     if group_by_seed:  # seed groups hold finished runs only, so that n counts the values a mean is over
-        left_out = [r["status"] for r in rows if r["status"] != DONE]
-        rows = [r for r in rows if r["status"] == DONE]
+        left_out = [r["status"] for r in rows if r["status"] != FINISHED]
+        rows = [r for r in rows if r["status"] == FINISHED]
     config_cols = CONFIG_FIELDS if all_columns else [c for c in _varying(rows) if c not in SHOWN_ELSEWHERE]
     if group_by_seed:
         config_cols = [c for c in config_cols if c not in SEED_INDEPENDENT]
@@ -231,7 +231,7 @@ def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, A
     flat row) pairs. Only finished runs are in a group: n counts the values a mean is over."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
-        if raw["status"] != DONE:
+        if raw["status"] != FINISHED:
             continue
         groups.setdefault(_seed_key(raw), []).append((raw, row))
     return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}

@@ -44,9 +44,10 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def default_threads() -> int:
-    """Half the cores, at least 1: two processes each using every core ran 13x slower than one thread each."""
-    return max(1, (os.cpu_count() or 2) // 2)
+def default_threads(processes: int = 2) -> int:
+    """The cores shared out between ``processes`` processes, at least 1 each (by default half: two processes each
+    using every core ran 13x slower than one thread each)."""
+    return max(1, (os.cpu_count() or 2) // max(1, processes))
 
 
 def flag(f) -> str:

@@ -352,14 +352,14 @@ def sweep_status_table(rows: list[dict], sweep, width: int | None = None):
     """Where a sweep stands: per arm, how many seeds are queued, running, finished, failed, interrupted, crashed
     (a status no arm has is left out), and the verdicts of its finished runs; fitted to ``width``."""
     from .layout import Column, terminal_table
+    from .store.query import STATUSES
 
-    statuses = ("queued", "running", "finished", "failed", "interrupted", "crashed")
-    total = {c: sum(r[c] for r in rows) for c in ("seeds", *statuses)}
+    total = {c: sum(r[c] for r in rows) for c in ("seeds", *STATUSES)}
     arms = [r["arm"] + (" (baseline)" if r["arm"] == sweep.baseline != "baseline" else "") for r in rows]
     columns = [Column("arm", "arm", arms, priority=0, flex=True, min_width=8),
                Column("seeds", "seeds", [str(r["seeds"]) for r in rows], priority=1, right=True)]  # fmt: skip
-    columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in statuses if total[s]]
+    columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in STATUSES if total[s]]
     columns.append(Column("verdicts", "verdicts", [r["verdicts"] for r in rows], priority=3, flex=True))
     title = f"Sweep {sweep.id} {sweep.name}"  # short: title and notes wrap at the table's width
-    summary = ", ".join(f"{total[s]} {s}" for s in statuses if total[s]) + f" of {total['seeds']} runs"
+    summary = ", ".join(f"{total[s]} {s}" for s in STATUSES if total[s]) + f" of {total['seeds']} runs"
     return terminal_table(columns, width or console.width, title=title, notes=[summary])

@@ -46,8 +46,9 @@ from typing import Any
 
 from . import criteria as run_criteria
 from . import filters
-from .config import RunConfig, config_fields, preset_values, resolve
+from .config import RunConfig, config_fields, default_threads, preset_values, resolve
 from .errors import ConfigError, GrpoLabError
+from .store.query import FINISHED, STATUSES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -331,7 +332,6 @@ def arm_verdict(arm: Arm, paired_row: dict[str, Any] | None) -> run_criteria.Ver
 
 # --- recording and running a sweep ------------------------------------------------------------------------------
 
-DONE = "finished"
 RETRY = ("crashed", "interrupted", "failed")  # run again from scratch, as a new attempt; the old one is kept
 
 
@@ -344,13 +344,6 @@ class Queued:
     finished: int
     running: int
     new: bool
-
-
-def threads_for(parallel: int) -> int:
-    """Torch threads per run when ``parallel`` runs share this machine's cores."""
-    import os
-
-    return max(1, (os.cpu_count() or 2) // max(1, parallel))
 
 
 def _queued_row(spec: SweepSpec, sweep_id: str, planned: PlannedRun, argv: list[str], wandb_mode: str):
@@ -376,7 +369,7 @@ def plan_with_threads(spec: SweepSpec, parallel: int) -> list[PlannedRun]:
     """The sweep's runs with torch threads split between the runs at once (unless the base sets threads)."""
     if "threads" in spec.base or any("threads" in a.flags for a in spec.arms):
         return spec.plan()
-    split = SweepSpec(**{**spec.__dict__, "base": {**spec.base, "threads": threads_for(parallel)}})
+    split = SweepSpec(**{**spec.__dict__, "base": {**spec.base, "threads": default_threads(parallel)}})
     return split.plan()
 
 
@@ -406,7 +399,7 @@ def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 
     to_run, new_rows, replaced, finished, running = [], [], [], 0, 0
     for p in planned:
         row = current.get((p.arm, p.seed))
-        if row is not None and row.status == DONE:
+        if row is not None and row.status == FINISHED:
             finished += 1
         elif row is not None and row.status == "running":
             running += 1
@@ -517,12 +510,11 @@ def run_submitit(db_url: str, run_ids: list[str], folder: Path, cluster: str | N
 def status_rows(store, sweep) -> list[dict[str, Any]]:
     """One row per arm: how many of its seeds are queued, running, finished, failed, interrupted, crashed."""
     spec = json.loads(sweep.spec)
-    statuses = ("queued", "running", "finished", "failed", "interrupted", "crashed")
-    by_arm = {a["name"]: dict.fromkeys(statuses, 0) for a in spec["arms"]}
+    by_arm = {a["name"]: dict.fromkeys(STATUSES, 0) for a in spec["arms"]}
     verdicts: dict[str, list[str]] = {a["name"]: [] for a in spec["arms"]}
     for run in store.sweep_runs(sweep.id):
-        by_arm.setdefault(run.arm, dict.fromkeys(statuses, 0))[run.status] += 1
-        if run.status == DONE and run.verdict:
+        by_arm.setdefault(run.arm, dict.fromkeys(STATUSES, 0))[run.status] += 1
+        if run.status == FINISHED and run.verdict:
             verdicts.setdefault(run.arm, []).append(run.verdict)
     out = []
     for arm, counts in by_arm.items():
@@ -541,7 +533,7 @@ def estimate_seconds(store, spec: SweepSpec, planned: list[PlannedRun]) -> float
     rates = []
     for view in store.runs():
         r = view.run
-        if r.kind == "train" and r.status == DONE and r.preset == spec.preset and r.duration_s:
+        if r.kind == "train" and r.status == FINISHED and r.preset == spec.preset and r.duration_s:
             steps = view.metrics.get("steps")
             if steps:
                 rates.append(r.duration_s / steps)
@@ -579,7 +571,7 @@ def paired_with_verdicts(rows: list[dict[str, Any]], record, metric: str | None 
     finished = {}
     for row in rows:
         finished.setdefault(row["arm"], 0)
-        finished[row["arm"]] += row["status"] == DONE
+        finished[row["arm"]] += row["status"] == FINISHED
     for prow in table.rows:
         arm = spec.arm(prow["name"].removeprefix(f"{spec.name}_"))
         complete = finished.get(arm.name, 0) == len(spec.seeds) == finished.get(spec.baseline, 0)

@@ -31,6 +31,14 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def execute(path: Path, sql: str) -> None:
+    """One statement on a store file with plain sqlite3, committed and closed (as another program would)."""
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
 def one_line_error(proc, *fragments: str) -> None:
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
@@ -51,10 +59,7 @@ def store_with_runs(path: Path, n: int = 3, **values) -> None:
 def test_paths_with_url_characters_are_taken_literally(isolated):
     newer = isolated / "new#er.db"
     Store(str(newer)).close()
-    conn = sqlite3.connect(newer)
-    conn.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01')")
-    conn.commit()
-    conn.close()
+    execute(newer, "INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01')")
     before = digest(newer)
     with pytest.raises(StoreError, match="newer grpo-lab"):
         Store("new#er.db")
@@ -64,10 +69,7 @@ def test_paths_with_url_characters_are_taken_literally(isolated):
         assert (isolated / name).exists(), name
     assert {p.name for p in isolated.iterdir()} == {"new#er.db", "q?x.db", "p%41.db", "sp ace.db"}
     foreign = isolated / "f#x.db"
-    conn = sqlite3.connect(foreign)
-    conn.execute("CREATE TABLE customers (id INTEGER)")
-    conn.commit()
-    conn.close()
+    execute(foreign, "CREATE TABLE customers (id INTEGER)")
     before = digest(foreign)
     with pytest.raises(StoreError, match="not a grpo-lab store"):
         Store(str(foreign))

@@ -35,7 +35,6 @@ from . import query, sqlite_read
 from .location import Location, StoreError, locate
 from .sqlite_read import KNOWN_MIGRATIONS, check_known, pid_alive, presumed_dead
 
-STATUSES = ("queued", "running", "finished", "failed", "interrupted", "crashed")
 NOTE_KINDS = ("result", "learning", "comment")
 HEARTBEAT_SECONDS = 30
 
@@ -649,7 +648,7 @@ class Store:
         **values: Any,
     ) -> None:  # fmt: skip
         """Record how a run ended, with its metrics (replacing any it had), in one transaction."""
-        if status not in STATUSES:
+        if status not in query.STATUSES:
             raise ValueError(status)
         with self.session() as s:
             run = s.get(Run, run_id)

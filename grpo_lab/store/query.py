@@ -17,6 +17,10 @@ from typing import Any
 
 from .location import StoreError
 
+# Every status a run row can have (the store's to check, compare's and sweep's to count); FINISHED is the one
+# with results.
+STATUSES = ("queued", "running", "finished", "failed", "interrupted", "crashed")
+FINISHED = "finished"
 TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "config",
                  "hypothesis", "verdict", "verdict_detail", "suites_disjoint", "sweep_id", "arm",
                  "superseded")  # fmt: skip
