@@ -132,6 +132,14 @@ def _fetcher(db: str | None):
     return rows
 
 
+def _refuse_blank(**options: str | None) -> None:
+    """Options that name something (a sweep, a baseline, a metric) given as empty text: refused, not taken as
+    not given."""
+    for name, value in options.items():
+        if value is not None and not value.strip():
+            raise GrpoLabError(f"--{name} is empty; give a {name}, or leave the option out")
+
+
 def _notices(notices: list[str]) -> None:
     for notice in notices:
         typer.echo(f"grpo-lab: note: {notice}", err=True)
@@ -479,6 +487,7 @@ def compare_command(
     from . import compare as cmp
 
     fmt = _format(fmt)
+    _refuse_blank(sweep=sweep, baseline=baseline, metric=metric)
     if (baseline or metric) and not (group_by_seed or sweep):
         raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
     if metric and not (baseline or sweep):
@@ -551,10 +560,15 @@ def report(
     """
     from pathlib import Path
 
+    from .paths import check_target
     from .report import Selection, write_report
 
+    _refuse_blank(sweep=sweep, baseline=baseline, metric=metric)
     if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
+    check_target("--out", Path(out), "an HTML file, e.g. --out report.html")
+    if screenshot:
+        check_target("--screenshot", Path(screenshot), "a PNG file, e.g. --screenshot report.png")
     path = _ready_sqlite(db, "report")
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
     built = write_report(path, selection, Path(out))
@@ -636,8 +650,7 @@ def sweep(
     if word == "resume":
         if len(target) != 2:
             raise GrpoLabError("usage: grpo-lab sweep resume ID (a sweep ID, prefix or name)")
-        store = _open(db, write=True)
-        record = store.find_sweep(target[1])
+        record = _open(db).find_sweep(target[1])  # read-only: a refused key leaves the store as it was
         spec, source = sw.from_record(record.spec), record.source
     elif target:
         if len(target) > 1 or not target[0].endswith(".toml"):

@@ -378,17 +378,9 @@ def sweep_temporary_files(folder: Path) -> list[Path]:
 
 def read_journal(out: Path) -> str | None:
     """The journal's current text (None when there is none yet), after checking ``out`` can be one."""
-    if paths.is_dir(out):
-        raise GrpoLabError(f"--out {out} is a folder; give the journal file, e.g. --out {out / DEFAULT_OUT.name}")
-    for parent in out.parents:
-        if paths.exists(parent):
-            if not paths.is_dir(parent):
-                raise GrpoLabError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
-            break
+    paths.check_target("--out", out, f"the journal file, e.g. --out {out / DEFAULT_OUT.name}")
     if not paths.exists(out):
         return None
-    if not paths.is_file(out):
-        raise GrpoLabError(f"--out {out} is not a regular file; give a Markdown file")
     try:
         return out.read_text(encoding="utf-8")
     except UnicodeDecodeError:

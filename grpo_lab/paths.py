@@ -31,3 +31,19 @@ def is_file(path: str | os.PathLike) -> bool:
 
     mode = _mode(path)
     return mode is not None and stat.S_ISREG(mode)
+
+
+def check_target(option: str, path: Path, wanted: str) -> None:
+    """A file a command is about to write (``option`` names where it came from, ``wanted`` says what to give):
+    neither a folder nor a device, pipe or other special file (it would be replaced), and not under a file."""
+    from .errors import GrpoLabError
+
+    if is_dir(path):
+        raise GrpoLabError(f"{option} {path} is a folder; give {wanted}")
+    for parent in path.parents:
+        if exists(parent):
+            if not is_dir(parent):
+                raise GrpoLabError(f"{option} {path}: {parent} is a file, not a folder; choose another {option}")
+            break
+    if exists(path) and not is_file(path):
+        raise GrpoLabError(f"{option} {path} is not a regular file; give {wanted}")

@@ -799,6 +799,7 @@ class Store:
 
     def find_sweep(self, key: str) -> Sweep:
         """A sweep by ID, unique ID prefix, or name (the newest of that name)."""
+        key = query.sweep_key(key)
         with self.session() as s:
             exact = s.get(Sweep, key)
             if exact is not None:

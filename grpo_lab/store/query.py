@@ -96,6 +96,13 @@ def count_query(
     return "SELECT count(*) FROM run" + _where(q, dialect, conditions, ids, tag), q.params
 
 
+def sweep_key(key: str) -> str:
+    """A sweep ID, prefix or name as given; a blank one would be a prefix of every sweep, so it is refused."""
+    if not key.strip():
+        raise StoreError("the sweep is empty; give its ID, an ID prefix or its name (`grpo-lab sweep list`)")
+    return key
+
+
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

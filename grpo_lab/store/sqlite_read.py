@@ -303,6 +303,7 @@ SWEEP_COLUMNS = ("id", "name", "hypothesis", "baseline", "metric", "spec", "dige
 
 def find_sweep(path: Path, key: str) -> dict[str, Any]:
     """A sweep by ID, name (the newest of that name) or unique ID prefix, as a dict."""
+    key = query.sweep_key(key)
     conn = connect_read(path)
     try:
         cols = ", ".join(SWEEP_COLUMNS)
