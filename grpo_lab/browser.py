@@ -40,15 +40,22 @@ def flags() -> list[str]:
 
 def screenshot(html: Path, png: Path, width: int = 1440, height: int = 2200, timeout: float = 120) -> None:
     """A PNG of ``html`` as headless Chromium lays it out in a ``width`` x ``height`` window."""
-    png = png.resolve()
+    png = png.absolute()
     png.parent.mkdir(parents=True, exist_ok=True)
-    png.unlink(missing_ok=True)
-    cmd = [find_chromium(), "--headless", *flags(), f"--window-size={width},{height}", f"--screenshot={png}",
+    # Chromium writes a new file beside the target, renamed over it once whole: a screenshot that fails leaves
+    # the old one (and whatever a link at that name points to is never written through)
+    tmp = png.with_name(f".{png.stem}.tmp{os.getpid()}.png")
+    tmp.unlink(missing_ok=True)
+    cmd = [find_chromium(), "--headless", *flags(), f"--window-size={width},{height}", f"--screenshot={tmp}",
            "--virtual-time-budget=5000", html.resolve().as_uri()]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise GrpoLabError(f"Chromium took more than {timeout:.0f} s to take the screenshot") from None
-    if not png.is_file():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise GrpoLabError(f"Chromium wrote no screenshot (exit {proc.returncode}): {tail[0]}")
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise GrpoLabError(f"Chromium took more than {timeout:.0f} s to take the screenshot") from None
+        if not tmp.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise GrpoLabError(f"Chromium wrote no screenshot (exit {proc.returncode}): {tail[0]}")
+        os.replace(tmp, png)
+    finally:
+        tmp.unlink(missing_ok=True)

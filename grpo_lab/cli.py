@@ -133,11 +133,11 @@ def _fetcher(db: str | None):
 
 
 def _refuse_blank(**options: str | None) -> None:
-    """Options that name something (a sweep, a baseline, a metric) given as empty text: refused, not taken as
-    not given."""
+    """Options that name something (a sweep, a baseline, a metric, seeds) given as empty text: refused, not taken
+    as not given."""
     for name, value in options.items():
         if value is not None and not value.strip():
-            raise GrpoLabError(f"--{name} is empty; give a {name}, or leave the option out")
+            raise GrpoLabError(f"--{name} is empty; give its value, or leave the option out")
 
 
 def _notices(notices: list[str]) -> None:
@@ -288,9 +288,11 @@ def resume(
     from .tracking import choose_mode
 
     mode = choose_mode(wandb) if wandb else None
+    if launch.world_size() == 1:
+        resumable(_open(db), run_id)  # refused read-only first: a refused resume leaves the store's bytes alone
     store = _open(db, write=True)
     if launch.world_size() == 1:
-        run, config, checkpoint, _ = resumable(store, run_id)  # a one-line error before anything starts
+        run, config, checkpoint, _ = resumable(store, run_id)
         processes = config.num_processes or 1
         if processes > 1:
             launch.hand_over(processes, sys.argv[1:])
@@ -492,12 +494,13 @@ def compare_command(
         raise GrpoLabError("--baseline and --metric compare seed groups; add --group-by-seed")
     if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
-    fetch = _fetcher(db)
+    fetch = rows_of = _fetcher(db)
     record = None
     if sweep:
         from . import sweep as sw
 
         record = fetch.find_sweep(sweep)
+        sw.from_record(record["spec"])  # a damaged record is refused in one line
         fetch, group_by_seed = sw.scoped_fetch(fetch, record["id"]), True
     page = cmp.PAGE if limit is None and fmt in ("table", "plain", "md") else None  # programs get every row
     table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit or None, all_columns, group_by_seed, page)
@@ -514,7 +517,7 @@ def compare_command(
     if table.selected is not None and table.selected > len(table.rows):
         _notices([f"showing the first {len(table.rows)} of {table.selected:,} runs; --limit 0 shows them all, "
                   "--limit N that many"])  # fmt: skip
-    _say_if_empty(fetch, len(table.rows))
+    _say_if_empty(rows_of, len(table.rows))
 
 
 @app.command()
@@ -562,13 +565,17 @@ def report(
 
     from .paths import check_target
     from .report import Selection, write_report
+    from .store.location import locate
 
-    _refuse_blank(sweep=sweep, baseline=baseline, metric=metric)
+    _refuse_blank(sweep=sweep, baseline=baseline, metric=metric, out=out, screenshot=screenshot)
     if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
-    check_target("--out", Path(out), "an HTML file, e.g. --out report.html")
+    store = locate(db).path
+    check_target("--out", Path(out), "an HTML file, e.g. --out report.html", (".html", ".htm"), store,
+                 {"--screenshot": Path(screenshot) if screenshot else None})  # fmt: skip
     if screenshot:
-        check_target("--screenshot", Path(screenshot), "a PNG file, e.g. --screenshot report.png")
+        check_target("--screenshot", Path(screenshot), "a PNG file, e.g. --screenshot report.png", (".png",), store,
+                     {"--out": Path(out)})  # fmt: skip
     path = _ready_sqlite(db, "report")
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
     built = write_report(path, selection, Path(out))
@@ -634,6 +641,18 @@ def sweep(
         raise GrpoLabError(f"--parallel must be at least 1 (got {parallel})")
     if executor not in ("local", "slurm", "submitit-local"):
         raise GrpoLabError(f"--executor {executor!r} is not one of: local, slurm, submitit-local")
+    if timeout_min < 1:
+        raise GrpoLabError(f"--timeout_min must be at least 1 minute (got {timeout_min})")
+    _refuse_blank(seeds=seeds, name=name, preset=preset, baseline=baseline, metric=metric,
+                  slurm_partition=slurm_partition)  # fmt: skip
+    for option, text in (("--hypothesis", hypothesis), ("--expected", expected), ("--criteria", criteria),
+                         ("--compare", compare), ("--name", name)):  # fmt: skip
+        if text is not None:
+            check_text(option, text, one_line=option == "--name")
+    if wandb is not None:
+        from .tracking import choose_mode
+
+        choose_mode(wandb)  # a wrong --wandb is refused by --dry_run too
     inline = {
         "preset": preset,
         "grid": grid,

@@ -22,6 +22,7 @@ from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .store.query import FINISHED
 from .suites import SUITES
+from .text import printable
 
 RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": "status", "kind": "kind",
               "model": "model_name", "started": "started_at", "duration": "duration_s",
@@ -473,16 +474,17 @@ def _formatter(table: Table, col: str):
 
 
 def to_markdown(table: Table) -> str:
-    lines = [f"**{table.title}**\n"] if table.title else []
+    lines = [f"**{printable(table.title)}**\n"] if table.title else []
     lines += ["| " + " | ".join(table.columns) + " |", "|" + "|".join(" --- " for _ in table.columns) + "|"]
     if "n" in table.columns:  # grouped or paired
         for row in table.rows:
-            lines.append("| " + " | ".join(cell(table, row, c).replace("|", "/") for c in table.columns) + " |")
+            lines.append("| " + " | ".join(printable(cell(table, row, c)).replace("|", "/") for c in table.columns)
+                         + " |")  # fmt: skip
     else:
         formatters = [(c, _formatter(table, c)) for c in table.columns]
         for row in table.rows:
-            lines.append("| " + " | ".join([f(row.get(c), row) for c, f in formatters]) + " |")
-    lines += ["", *table.notes] if table.notes else []
+            lines.append("| " + " | ".join([printable(f(row.get(c), row)) for c, f in formatters]) + " |")
+    lines += ["", *map(printable, table.notes)] if table.notes else []
     return "\n".join(lines) + "\n"
 
 
@@ -552,7 +554,7 @@ def terminal_columns(table: Table) -> list:
     config_rank = _config_rank(table)
     out, seen = [], []
     for i, col in enumerate(table.columns):
-        cells = [cell(table, row, col) for row in table.rows]
+        cells = [printable(cell(table, row, col)) for row in table.rows]  # no control character reaches a terminal
         if col == "started":
             cells = [c[5:].replace("T", " ") for c in cells]  # 11-25 15:01
         if col in _PRIORITY:
@@ -594,7 +596,7 @@ def to_rich(table: Table, width: int = 10**6):
     from .layout import terminal_table
 
     columns = terminal_columns(table)
-    out = terminal_table(columns, width, table.title or _count(table), table.notes,
+    out = terminal_table(columns, width, printable(table.title or _count(table)), [printable(n) for n in table.notes],
                          more=": a wider terminal, --all-columns, or --format csv shows them")  # fmt: skip
     shown = {str(c.header) for c in out.columns}
     legend = [f"{c.header} = {c.key}" for c in columns if c.header != c.key and c.header in shown]
@@ -615,7 +617,8 @@ def to_plain(table: Table) -> str:
     from .layout import plain
 
     columns = _whole_columns(table)
-    return f"{table.title or _count(table)}\n{plain(columns)}" + "".join(f"{n}\n" for n in table.notes)
+    notes = "".join(f"{printable(n)}\n" for n in table.notes)
+    return f"{printable(table.title or _count(table))}\n{plain(columns)}{notes}"
 
 
 def _count(table: Table) -> str:

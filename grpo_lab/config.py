@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import unicodedata
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from . import paths, tasks
 from .errors import ConfigError
 from .rewards import REWARDS
 from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
+from .text import check_text
 
 # The most a count may be: what torch, TRL and SQLite take as a 32-bit integer.
 INT32_MAX = 2**31 - 1
@@ -404,24 +404,21 @@ def check_number(option: str, value: Any, type_text: str, bounds: tuple[float | 
         return
     low, high = bounds
     if low is not None and value < low:
-        raise ConfigError(f"{option} must be at least {_bound(low)} (got {value})")
+        raise ConfigError(f"{option} must be at least {_bound(low)} (got {_given(value)})")
     if high is not None and value > high:
-        raise ConfigError(f"{option} must be at most {_bound(high)} (got {value})")
+        raise ConfigError(f"{option} must be at most {_bound(high)} (got {_given(value)})")
+
+
+def _given(value: float) -> str:
+    """A number as a message quotes it: a whole number of thousands of digits (Python refuses to print one over
+    4,300) by its size."""
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"a {'-' if value < 0 else ''}number of about {int(math.log10(abs(value))) + 1} digits"
+    return str(value)
 
 
 def _bound(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
-
-
-def check_text(option: str, text: str, one_line: bool = False) -> str:
-    """Text a person gave: no control characters (escape sequences would reach terminals and the journal), and
-    for names and paths no line breaks either. Returns the text."""
-    allowed = "" if one_line else "\t\n"
-    bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
-    if bad is not None:
-        what = "a line break" if bad in "\r\n" else f"the control character U+{ord(bad):04X}"
-        raise ConfigError(f"{option} holds {what}; remove it")
-    return text
 
 
 def check_output_dir(path: str) -> None:

@@ -15,13 +15,16 @@ from .evaluation import EvalResult
 from .events import RunListener
 from .metrics import pct
 from .suites import tier_rank
+from .text import printable
+from .tracking import sync_command
 
 console = Console(stderr=False, highlight=False)
 
 
 def esc(value: object) -> str:
-    """User text (names, hypotheses, prompts, paths) shown verbatim, never read as rich markup."""
-    return escape(str(value))
+    """User text (names, hypotheses, prompts, paths) shown verbatim, never read as rich markup, and with no
+    control character but line breaks and tabs reaching the terminal as itself (text.printable)."""
+    return escape(printable(value, keep="\n\t"))
 
 
 def config_table(config: RunConfig, title: str = "Configuration") -> Table:
@@ -261,7 +264,8 @@ def show_run(store, view, out: Console = console) -> None:
         ("output dir", r.output_dir), ("host / pid", f"{r.host} / {r.pid}"),
         ("git", None if r.git_commit is None else r.git_commit[:12] + (" (dirty)" if r.git_dirty else "")),
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
-        ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or r.wandb_dir or ''}".strip()),
+        ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
+        ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)),
     ]  # fmt: skip
     for key, value in rows:
         if value:

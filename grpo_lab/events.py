@@ -36,6 +36,10 @@ class RunListener:
 
     def on_samples(self, step: int, samples: list[Sample]) -> None: ...
 
+    def on_checkpoint(self, step: int) -> None:
+        """A checkpoint of ``step`` is about to be written: a resume may start from it, so whatever a listener
+        keeps of the steps up to it must be kept for good before this returns."""
+
     # the rest of a run
     def on_stage(self, description: str) -> None: ...
 
@@ -66,6 +70,10 @@ class Fanout(RunListener):
     def on_samples(self, step, samples):
         for listener in self.listeners:
             listener.on_samples(step, samples)
+
+    def on_checkpoint(self, step):
+        for listener in self.listeners:
+            listener.on_checkpoint(step)
 
     def on_stage(self, description):
         for listener in self.listeners:

@@ -19,6 +19,7 @@ OPS = ("!=", ">=", "<=", "==", "=", ">", "<")
 _TOKEN = re.compile(r"""\s*(?:(?P<op>!=|>=|<=|==|=|>|<)|(?P<str>'[^']*'|"[^"]*")|(?P<word>[^\s=<>!'"]+))""")
 COMPARE = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt,
            "<=": operator.le}  # fmt: skip
+MAX_CONDITIONS = 64  # each is a join in SQL; hundreds exceed what a database takes in one query
 NEGATION = {"=": "!=", "!=": "=", ">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 
 
@@ -82,6 +83,8 @@ def parse(expr: str | None, fields: Sequence[str], option: str = "--where") -> l
         if field not in fields:
             raise GrpoLabError(f"{option}: unknown field {field!r}; valid fields: {', '.join(fields)}")
         conditions.append(Condition(field, "=" if op == "==" else op, _value(kind, raw)))
+        if len(conditions) > MAX_CONDITIONS:
+            raise GrpoLabError(f"{option}: more than {MAX_CONDITIONS} conditions; narrow the selection in steps")
         i += 3
         if i == len(tokens):
             return conditions

@@ -27,7 +27,9 @@ from . import metrics as metric_names
 from . import paths
 from .diagnostics import diagnose
 from .errors import GrpoLabError
+from .provenance import without_password
 from .suites import tier_rank
+from .text import printable
 
 DEFAULT_OUT = Path("journal") / "research_journal.md"
 DEFAULT_TEMPLATE = "default"
@@ -248,8 +250,9 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
 def user_text(text: str) -> str:
     """Text from a run or a person as an entry may show it: on one line (every line break becomes a space) and
     with ``<!--`` defused, so it can neither start a line of its own (a heading, a table row, an entry marker)
-    nor open an HTML comment that hides what follows it."""
-    return " ".join(text.splitlines()).replace("<!--", "&lt;!--")
+    nor open an HTML comment that hides what follows it, and with no other control character as itself (a
+    terminal shows a journal too)."""
+    return printable(" ".join(text.splitlines())).replace("<!--", "&lt;!--")
 
 
 def defuse(value: Any) -> Any:
@@ -376,9 +379,9 @@ def sweep_temporary_files(folder: Path) -> list[Path]:
     return removed
 
 
-def read_journal(out: Path) -> str | None:
+def read_journal(out: Path, store: Path | None = None) -> str | None:
     """The journal's current text (None when there is none yet), after checking ``out`` can be one."""
-    paths.check_target("--out", out, f"the journal file, e.g. --out {out / DEFAULT_OUT.name}")
+    paths.check_target("--out", out, f"the journal file, e.g. --out {out / DEFAULT_OUT.name}", store=store)
     if not paths.exists(out):
         return None
     try:
@@ -426,7 +429,7 @@ def sweep_context(store, record) -> dict[str, Any]:
             "id": record.id,
             "name": spec.name,
             "hypothesis": spec.hypothesis,
-            "command": record.command,
+            "command": without_password(record.command),  # an older grpo-lab recorded a sweep's URL password
             "created": created,
             "seeds": spec.seeds,
             "preset": spec.preset,
@@ -455,7 +458,7 @@ def render(
     """Render the selected runs; write the journal (and plots) unless ``to_stdout``. With ``sweep`` (an ID or
     name) the selection is that sweep's runs, below one section about the sweep itself."""
     tmpl = load_template(template)
-    existing = None if to_stdout else read_journal(out)
+    existing = None if to_stdout else read_journal(out, store.location.path)
 
     entries, pngs, first = {}, {}, []
     if sweep is not None:

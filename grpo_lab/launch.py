@@ -97,8 +97,14 @@ def launcher_args(num_processes: int, port: int) -> list[str]:
 
 def hand_over(num_processes: int, argv: list[str]) -> None:
     """Replace this process with ``accelerate launch ... -m grpo_lab ARGV``; never returns. Signals sent to this
-    pid (Ctrl-C, SIGTERM) then reach accelerate's launcher, which passes them on to every process."""
-    os.environ[COMMAND_ENV] = shlex.join(["grpo-lab", *argv])
+    pid (Ctrl-C, SIGTERM) then reach accelerate's launcher, which passes them on to every process. ``--db`` moves
+    from the command line to the environment, which only this user can read."""
+    from .provenance import redact_args, split_db_option
+
+    os.environ[COMMAND_ENV] = shlex.join(["grpo-lab", *redact_args(argv)])
+    argv, db = split_db_option(argv)
+    if db is not None:  # the store's URL (its password too) reaches the processes through their environment
+        os.environ["GRPO_LAB_DB"] = db
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher_args(num_processes, free_port()),
            "-m", "grpo_lab", *argv]  # fmt: skip
     sys.stdout.flush()

@@ -121,7 +121,7 @@ class Lifecycle:
     # -- the work --------------------------------------------------------------------------------------------
     def __enter__(self) -> Lifecycle:
         if self.records and self.reopen:  # a resumed run: the same row, running again in this process
-            self.store.reopen_run(self.row.id, socket.gethostname(), os.getpid())
+            self.store.reopen_run(self.row.id, socket.gethostname(), os.getpid(), wandb_dir=self.row.wandb_dir)
         elif self.records and self.queued:  # a sweep's queued row: claimed, then filled in as it starts
             self.store.start_queued(self.row)
         elif self.records:

@@ -79,6 +79,23 @@ def redact_args(args: list[str]) -> list[str]:
     return out
 
 
+def split_db_option(args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` without ``--db URL`` / ``--db=URL``, and that URL: a process grpo-lab starts gets the store's
+    location in its environment (``GRPO_LAB_DB``), never on its command line, where every user of the machine
+    can read it (``ps``)."""
+    out: list[str] = []
+    db = None
+    it = iter(args)
+    for arg in it:
+        if arg == "--db":
+            db = next(it, None)
+        elif arg.startswith("--db="):
+            db = arg.removeprefix("--db=")
+        else:
+            out.append(arg)
+    return out, db
+
+
 def environment(env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment variables that shape a run, with secrets redacted and URL passwords left out."""
     env = os.environ if env is None else env

@@ -28,7 +28,9 @@ from typing import Any
 from . import __version__
 from .compare import Table, build_table, cell, fetch_rows, paired_table
 from .diagnostics import diagnose
+from .errors import GrpoLabError
 from .journal import templates_dir, write_atomic
+from .provenance import without_password
 from .rewards import extract_answer
 from .store import bulk, sqlite_read
 from .suites import tier_rank
@@ -133,8 +135,8 @@ def run_detail(run: dict[str, Any], row: dict[str, Any], results: list, notes: l
         "hypothesis": run["hypothesis"],
         "expected": run["expected"],
         "criteria": run["criteria"],
-        "command": run["command"],
-        "resolved_command": run["resolved_command"],
+        "command": without_password(run["command"]),  # a password an older grpo-lab recorded is never shown
+        "resolved_command": without_password(run["resolved_command"]),
         "tags": run["tags"],
         "model": run["model_name"],
         "started": run["started_at"],
@@ -224,12 +226,20 @@ def collect(path: Path, selection: Selection) -> ReportData:
         "selection": selection.describe(),
         **{k: shown[k] for k in ("columns", "rows", "notes")},
         "paired": table_data(paired) if paired else None,
-        "sweep": {k: sweep[k] for k in ("id", "name", "hypothesis", "command")} if sweep else None,
+        "sweep": _sweep_data(sweep),
         "runs": details,
         "curves": [list(c) for c in CURVES],
         "answers": answers,
     }
     return ReportData(data, blobs)
+
+
+def _sweep_data(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
+    if sweep is None:
+        return None
+    # an older grpo-lab recorded a sweep's command with the password of its store's URL: never shown
+    return {"id": sweep["id"], "name": sweep["name"], "hypothesis": sweep["hypothesis"],
+            "command": without_password(sweep["command"])}  # fmt: skip
 
 
 # --- page -------------------------------------------------------------------------------------------------------
@@ -266,5 +276,9 @@ def write_report(path: Path, selection: Selection | None = None, out: Path = DEF
     started = time.perf_counter()
     report = collect(path, selection or Selection())
     html = render(report).encode()
-    write_atomic(out, html)
+    try:
+        write_atomic(out, html)
+    except OSError as exc:
+        raise GrpoLabError(f"cannot write the report at {exc.filename or out}: {exc.strerror or exc}; choose "
+                           "another --out") from None  # fmt: skip
     return Built(out, len(report.data["rows"]), len(html), time.perf_counter() - started)

@@ -27,7 +27,7 @@ from .store.db import Run, iso, now
 from .store.location import StoreError
 from .suites import load_suite, suite_name
 from .tracking import WandbRun
-from .training import check_device, device, last_checkpoint, model_incomplete, train
+from .training import check_device, checkpoints, device, model_incomplete, train
 
 __all__ = ["Intent", "RecordedRun", "RunListener", "execute", "record_eval", "record_run", "resume_run"]
 
@@ -73,7 +73,6 @@ def execute(
     config: RunConfig,
     output_dir: str | Path,
     listeners: list[RunListener] | None = None,
-    report_to: list[str] | None = None,
     resolved: ResolvedModel | None = None,
     resume_from: str | None = None,
 ) -> RunOutcome:
@@ -121,9 +120,7 @@ def execute(
         run_evals("before")
     events.on_stage("training" if resume_from is None else f"resuming training from {Path(resume_from).name}")
     dataset = tasks.to_dataset(train_problems)
-    model, outcome.train_seconds = train(
-        config, model, tokenizer, dataset, str(output_dir), events, report_to, resume_from
-    )
+    model, outcome.train_seconds = train(config, model, tokenizer, dataset, str(output_dir), events, resume_from)
     run_evals("after")
     return outcome
 
@@ -167,6 +164,9 @@ class StoreRecorder(RunListener):
 
     def metrics(self) -> dict[str, float]:
         return metrics.compute(self.steps, self.results, self.overlaps)
+
+    def on_checkpoint(self, step):
+        self.flush()  # before the checkpoint exists: a resume from it finds every step up to it recorded
 
     def on_samples(self, step, samples):
         self._pending_samples += [
@@ -235,7 +235,6 @@ class _Start:
     run_id: str | None = None
     output_dir: str | None = None
     resolved: ResolvedModel | None = None
-    report_to: tuple[str, ...] = ()
     error: str | None = None
     config: dict | None = None  # a resumed run's configuration, as recorded
     checkpoint: str | None = None  # where a resumed run continues from
@@ -296,8 +295,7 @@ def record_run(
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
                 wandb_dir=wb.dir, **sweep,
             )  # fmt: skip
-            report_to = ("wandb",) if wb.mode != "disabled" else ()
-            start = _Start(wb.id, output_dir, resolved, report_to)
+            start = _Start(wb.id, output_dir, resolved)
         except Exception as exc:
             launch.from_main(_Start(error=f"the main process could not start the run: {exc}"))
             raise
@@ -309,7 +307,7 @@ def record_run(
 
 
 def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None,
-            queued=False):  # fmt: skip
+            queued=False, resumed_steps=()):  # fmt: skip
     """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
     life = Lifecycle(ranks=ranks)
     if ranks.main:
@@ -318,8 +316,8 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
     with life:
         if on_started and ranks.main:
             on_started(wb, start.output_dir)
-        mine = [recorder, *(listeners or [])] if ranks.main else []
-        outcome = execute(config, start.output_dir, mine, list(start.report_to), start.resolved, start.checkpoint)
+        mine = [recorder, *tracking.listeners(wb), *(listeners or [])] if ranks.main else []
+        outcome = execute(config, start.output_dir, mine, start.resolved, start.checkpoint)
     with life.finishing():
         if recorder is not None:
             try:
@@ -337,8 +335,8 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
             life.finish(metrics=values, train_seconds=train_seconds, verdict=verdict.status,
                         verdict_detail=verdict.detail)  # fmt: skip
             if resumed_at is not None:
-                store.add_note(row.id, f"resumed from {Path(start.checkpoint).name} (step {resumed_at}) and "
-                               f"{life.status}: {life.error or 'ok'}", "comment")  # fmt: skip
+                note = resume_note(start.checkpoint, resumed_at, resumed_steps, life.status, life.error)
+                store.add_note(row.id, note, "comment")
             final = {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}
             tracking.finish(wb, final, life.exit_code)
             return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
@@ -370,8 +368,7 @@ def resume_run(
             wb_config = {**config.to_dict(), "hypothesis": row.hypothesis, "preset": row.preset}
             wb = tracking.start(mode, config.exp_name, config.tags, wb_config, row.wandb_project, row.wandb_entity,
                                 resume_id=row.id)  # fmt: skip
-            report_to = ("wandb",) if wb.mode != "disabled" else ()
-            start = _Start(row.id, row.output_dir, resolved, report_to, None, config.to_dict(), checkpoint)
+            start = _Start(row.id, row.output_dir, resolved, None, config.to_dict(), checkpoint)
         except Exception as exc:
             launch.from_main(_Start(error=f"the main process could not resume the run: {exc}"))
             raise
@@ -380,12 +377,16 @@ def resume_run(
         raise GrpoLabError(start.error)
     config = RunConfig.from_dict(start.config)
     recorder = None
+    recorded = []
     if ranks.main:
+        recorded = [s for s, _ in store.steps(row.id)]
         store.rewind(row.id, step)
         recorder = StoreRecorder(store, row.id)
         recorder.steps = store.steps(row.id)
         recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step)
+        row.wandb_dir = wb.dir = tracking.joined(row.wandb_dir, wb.dir)  # every stretch's folder, in the record
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step,
+                   resumed_steps=recorded)  # fmt: skip
 
 
 def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
@@ -396,13 +397,54 @@ def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
         raise GrpoLabError(f"run {run.id} is an evaluation; only training runs can be resumed")
     if run.status not in RESUMABLE:
         raise GrpoLabError(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
-    checkpoint = last_checkpoint(run.output_dir) if run.output_dir else None
-    if checkpoint is None:
+    found = checkpoints(run.output_dir) if run.output_dir else []
+    if not found:
         raise GrpoLabError(
             f"run {run.id} has no checkpoint in {run.output_dir} (it ran without --save_steps, or stopped before the "
             "first one); start it again with grpo-lab run"
         )
-    return run, RunConfig.from_dict(view.config), checkpoint, int(Path(checkpoint).name.rsplit("-", 1)[1])
+    step, checkpoint = choose_checkpoint(found, [s for s, _ in store.steps(run.id)])
+    return run, RunConfig.from_dict(view.config), checkpoint, step
+
+
+def recorded_through(steps: list[int]) -> int:
+    """The last step of the unbroken stretch 1, 2, ... that ``steps`` (a run's recorded steps) holds."""
+    have, last = set(steps), 0
+    while last + 1 in have:
+        last += 1
+    return last
+
+
+def choose_checkpoint(found: list[tuple[int, str]], steps: list[int]) -> tuple[int, str]:
+    """The checkpoint a resume continues from: the newest whose steps are all in the store, so that the curve has
+    no gap (a run recorded by an older grpo-lab may have lost steps written every few seconds); if none is, the
+    oldest, and the resume note names the steps that stay missing."""
+    through = recorded_through(steps)
+    for step, folder in found:  # newest first
+        if step <= through:
+            return step, folder
+    return found[-1]
+
+
+def resume_note(checkpoint: str, step: int, steps: list[int], status: str, error: str | None) -> str:
+    """What a resume did, for the run's notes: where it continued, what it recomputed, how it ended."""
+    dropped = sorted(s for s in steps if s > step)
+    missing = [s for s in range(recorded_through(steps) + 1, step + 1)]
+    parts = [f"resumed from {Path(checkpoint).name} (step {step})"]
+    if dropped:
+        parts.append(f"{_span(dropped)}, recorded before the stop, recomputed")
+    if missing:
+        parts.append(f"{_span(missing)} lost before it, missing")
+    return f"{'; '.join(parts)}; {status}: {error or 'ok'}"
+
+
+def _span(steps: list[int]) -> str:
+    """``step 3``, ``steps 3-7``, ``steps 3, 5``."""
+    if len(steps) == 1:
+        return f"step {steps[0]}"
+    if steps[-1] - steps[0] == len(steps) - 1:
+        return f"steps {steps[0]}-{steps[-1]}"
+    return "steps " + ", ".join(map(str, steps))
 
 
 RUN_PREFIX = "run:"

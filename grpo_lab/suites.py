@@ -22,6 +22,7 @@ from pathlib import Path
 from . import paths
 from .errors import GrpoLabError
 from .tasks import Problem
+from .text import check_text
 
 SUITES_DIR = Path(__file__).parent / "suites"
 
@@ -98,6 +99,7 @@ def load_suite(name: str) -> list[Problem]:
     return [Problem(**json.loads(line)) for line in data.decode().splitlines()]
 
 
+SUITE_FILE_MAX = 256 << 20  # bytes: what a suite of a million problems takes; more is not a suite
 _FIELDS = {f.name for f in fields(Problem)}
 _REQUIRED = ("prompt", "answer", "task_type", "operation")
 
@@ -107,6 +109,10 @@ def _load_user_suite(path: Path) -> list[Problem]:
     if not paths.is_file(path):  # never read a device or a pipe (/dev/zero.jsonl would never end)
         what = "is not a regular file" if paths.exists(path) else "does not exist"
         raise GrpoLabError(f"suite file {path} {what}; give a .jsonl file, one problem per line")
+    size = path.stat().st_size
+    if size > SUITE_FILE_MAX:
+        raise GrpoLabError(f"suite file {path} is {size / 2**30:.1f} GiB; a suite file is at most "
+                           f"{SUITE_FILE_MAX >> 20} MiB (a million problems)")  # fmt: skip
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -123,6 +129,9 @@ def _load_user_suite(path: Path) -> list[Problem]:
             raise GrpoLabError(f"suite file {path} line {n} needs the text fields {', '.join(_REQUIRED)}")
         if set(row) - _FIELDS or not isinstance(row.get("difficulty", ""), str):
             raise GrpoLabError(f"suite file {path} line {n}: unknown fields {', '.join(sorted(set(row) - _FIELDS))}")
+        for key in (*_REQUIRED, "difficulty"):
+            if key in row:
+                check_text(f"suite file {path} line {n}: {key}", row[key], one_line=key != "prompt")
         if row["prompt"] in seen:
             raise GrpoLabError(f"suite file {path} line {n} repeats a prompt; a suite holds each problem once")
         seen.add(row["prompt"])

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ from typing import Any
 
 from . import criteria as run_criteria
 from . import filters
-from .config import RunConfig, config_fields, default_threads, preset_values, resolve
+from .config import RunConfig, check_text, config_fields, default_threads, preset_values, resolve
 from .errors import ConfigError, GrpoLabError
 from .store.query import FINISHED, STATUSES
 
@@ -125,32 +126,52 @@ class SweepSpec:
 
 def from_record(spec_json: str) -> SweepSpec:
     """The spec a sweep was recorded with (its JSON in the store), checked again."""
-    data = json.loads(spec_json)
-    data["arms"] = [Arm(**a) for a in data["arms"]]
-    spec = SweepSpec(**data)
+    try:
+        data = json.loads(spec_json)
+        data["arms"] = [Arm(**a) for a in data["arms"]]
+        spec = SweepSpec(**data)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise GrpoLabError(f"the sweep's recorded spec in the store is damaged ({type(exc).__name__}); it cannot be "
+                           "read back: record the sweep again from its file under another name") from None  # fmt: skip
     check(spec)
     return spec
+
+
+SEEDS = r"\s*\d{1,20}(\s*-\s*\d{1,20})?(\s*,\s*\d{1,20}(\s*-\s*\d{1,20})?)*\s*"
+SEED_MAX = 2**32 - 1
 
 
 def parse_seeds(value: Any) -> list[int]:
     """``"1-8"``, ``"1,3,5"``, ``"1-3,7"`` or a list of integers."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        seeds = [value]
+    elif isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         seeds = list(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*", value):
+    elif isinstance(value, str) and len(value) <= 1000 and re.fullmatch(SEEDS, value):
         seeds = []
         for part in value.split(","):
             lo, _, hi = part.strip().partition("-")
             lo_i, hi_i = int(lo), int(hi or lo)
             if hi_i < lo_i or hi_i - lo_i > 10_000:
-                raise ConfigError(f"seeds {value!r}: the range {part.strip()} is empty or too long")
+                raise ConfigError(f"seeds {_shown(value)}: the range {part.strip()} is empty or too long")
             seeds += range(lo_i, hi_i + 1)
     else:
-        raise ConfigError(f"seeds {value!r}: give a range like 1-8, a list like 1,3,5, or a TOML list of integers")
+        raise ConfigError(f"seeds {_shown(value)}: give a range like 1-8, a list like 1,3,5, or a TOML list of "
+                          "integers")  # fmt: skip
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds {value!r} repeat a seed")
+        raise ConfigError(f"seeds {_shown(value)} repeat a seed")
+    if any(not 0 <= s <= SEED_MAX for s in seeds):
+        raise ConfigError(f"seeds {_shown(value)}: a seed is a whole number from 0 to {SEED_MAX}")
     return seeds
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """A value as a message quotes it, cut to ``width`` (a number of thousands of digits cannot even be printed)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<a {type(value).__name__} too long to print>"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def parse_grid_option(values: list[str]) -> dict[str, list[Any]]:
@@ -160,7 +181,10 @@ def parse_grid_option(values: list[str]) -> dict[str, list[Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not raw.strip():
             raise ConfigError(f"--grid {item!r}: write FLAG=V1,V2 (e.g. --grid beta=0,0.1)")
-        grid[key.strip()] = [_scalar(v.strip()) for v in raw.split(",")]
+        key = key.strip()
+        if key in grid:
+            raise ConfigError(f"--grid {key} is given twice; give all its values once: --grid {key}=V1,V2")
+        grid[key] = [_scalar(v.strip()) for v in raw.split(",")]
     return grid
 
 
@@ -171,6 +195,8 @@ def parse_set_option(values: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: write FLAG=VALUE (e.g. --set max_steps=60)")
+        if key.strip() in out:
+            raise ConfigError(f"--set {key.strip()} is given twice; give it once")
         out[key.strip()] = _scalar(raw.strip())
     return out
 
@@ -184,8 +210,39 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def _flag_text(value: Any) -> str:
-    return ("%g" % value) if isinstance(value, float) else str(value)  # noqa: UP031  (0.1 -> "0.1", 1e-05 -> "1e-05")
+def _flag_text(value: Any, exact: bool = False) -> str:
+    """A flag's value in an arm's name: short (0.1 -> "0.1", 1e-05 -> "1e-05"), or ``exact`` (the shortest text
+    that reads back as the same float) where the short forms of two values of the grid would be the same."""
+    if isinstance(value, float):
+        return repr(value) if exact else "%g" % value  # noqa: UP031
+    return str(value)
+
+
+def _value_texts(values: list[Any]) -> list[str]:
+    """How each of a grid key's values is named: short, unless two would then share a name (0.1234567 and
+    0.1234568 are both 0.123457 in short), so that distinct values never merge into one arm."""
+    short = [_flag_text(v) for v in values]
+    return short if len(set(short)) == len(short) else [_flag_text(v, exact=True) for v in values]
+
+
+def _text(data: dict[str, Any], key: str, where: str, one_line: bool = False) -> str | None:
+    """``data[key]``: absent, or text a person may see printed (no control characters)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be text (in quotes), not {type(value).__name__}")
+    return check_text(f"{where}: {key}", value, one_line=one_line)
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``data[key]``: absent, or a table (``[key]`` in TOML, ``{...}`` inline)."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a table ([{key}] or {key} = {{...}}), not {type(value).__name__}")
+    return dict(value)
 
 
 def _check_flags(flags: dict[str, Any], where: str) -> None:
@@ -204,30 +261,41 @@ def build(data: dict[str, Any], source: str = "the sweep") -> SweepSpec:
         raise ConfigError(f"{source}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(TOP_KEYS))}")
     name = data.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
-        raise ConfigError(f"{source}: name {name!r}: give the sweep a name of letters, digits, '.', '_' and '-'")
-    hypothesis = data.get("hypothesis")
-    if not isinstance(hypothesis, str) or not hypothesis.strip():
+        raise ConfigError(f"{source}: name {str(name)[:80]!r}: give the sweep a name of letters, digits, '.', '_' "
+                          "and '-'")  # fmt: skip
+    hypothesis = _text(data, "hypothesis", source)
+    if not hypothesis or not hypothesis.strip():
         raise ConfigError(f"{source}: a sweep needs a hypothesis: say what it tests")
+    for key in ("expected", "criteria", "compare", "baseline", "metric", "preset"):
+        _text(data, key, source, one_line=key in ("baseline", "metric", "preset"))
     preset = data.get("preset")
     if preset is not None:
         preset_values(preset)  # unknown presets fail here
-    base = dict(data.get("base") or {})
+    base = _table(data, "base", source)
     _check_flags(base, f"{source} [base]")
-    grid = dict(data.get("grid") or {})
+    grid = _table(data, "grid", source)
     _check_flags(grid, f"{source} [grid]")
-    named = dict(data.get("arms") or {})
+    named = _table(data, "arms", source)
     arms_flags: dict[str, dict[str, Any]] = {}
     if grid:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{source} [grid] {key}: give a list of values")
-        for combo in itertools.product(*grid.values()):
-            flags = dict(zip(grid, combo, strict=True))
-            arms_flags[",".join(f"{k}={_flag_text(v)}" for k, v in flags.items())] = flags
+            if any(isinstance(v, list | dict) for v in values):
+                raise ConfigError(f"{source} [grid] {key}: each value is one number, text or true/false")
+        texts = {key: _value_texts(values) for key, values in grid.items()}
+        for combo in itertools.product(*(range(len(values)) for values in grid.values())):
+            flags = {key: grid[key][i] for key, i in zip(grid, combo, strict=True)}
+            arms_flags[",".join(f"{k}={texts[k][i]}" for k, i in zip(grid, combo, strict=True))] = flags
+        if len(arms_flags) < math.prod(len(v) for v in grid.values()):
+            raise ConfigError(f"{source} [grid]: a value is listed twice; list each value of a flag once")
     for arm_name, arm in named.items():
         if not isinstance(arm, dict) or set(arm) - ARM_KEYS:
             raise ConfigError(f"{source} [arms.{arm_name}]: keys are {', '.join(sorted(ARM_KEYS))}")
-        flags = dict(arm.get("flags") or {})
+        where = f"{source} [arms.{arm_name}]"
+        for key in ("hypothesis", "expected", "criteria", "compare"):
+            _text(arm, key, where)
+        flags = _table(arm, "flags", where)
         _check_flags(flags, f"{source} [arms.{arm_name}]")
         if grid and arm_name not in arms_flags:
             raise ConfigError(f"{source} [arms.{arm_name}] is not one of the grid's arms: {', '.join(arms_flags)}")
@@ -260,6 +328,10 @@ def build(data: dict[str, Any], source: str = "the sweep") -> SweepSpec:
     tags = data.get("tags", [])
     if isinstance(tags, str):
         tags = [tags]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ConfigError(f'{source}: tags: give a list of text, e.g. tags = ["sweep"]')
+    for tag in tags:
+        check_text(f"{source}: tags", tag, one_line=True)
     spec = SweepSpec(name, hypothesis, arms, seeds, preset, base, baseline, data.get("metric"), list(tags))
     planned = check(spec)
     if spec.metric is None:  # the first suite the runs are evaluated on, else their own held-out split
@@ -306,16 +378,32 @@ def parse_compare(text: str, where: str) -> list[filters.Condition]:
     return conditions
 
 
+SWEEP_FILE_MAX = 1 << 20  # bytes: a sweep file is a page of TOML
+
+
 def load(path: str | Path) -> SweepSpec:
+    from . import paths
+
     p = Path(path)
+    if not paths.exists(p):
+        raise GrpoLabError(f"no sweep file {path}; give the path to a .toml file")
+    if not paths.is_file(p):  # a pipe or /dev/zero would never end
+        raise GrpoLabError(f"sweep file {path} is not a regular file; give the path to a .toml file")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GrpoLabError(f"no sweep file {path}; give the path to a .toml file") from None
+        with open(p, "rb") as f:
+            raw = f.read(SWEEP_FILE_MAX + 1)
+        if len(raw) > SWEEP_FILE_MAX:
+            raise GrpoLabError(f"sweep file {path} is over {SWEEP_FILE_MAX >> 20} MB; a sweep file is a page of TOML")
+        data = tomllib.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise GrpoLabError(f"cannot read sweep file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise GrpoLabError(f"sweep file {path} is not valid TOML: {exc}") from None
+    except ValueError:  # a number of thousands of digits: Python refuses to read it
+        raise GrpoLabError(f"sweep file {path} holds a number too long to read; a count or a seed has at most "
+                           "20 digits") from None  # fmt: skip
+    except RecursionError:
+        raise GrpoLabError(f"sweep file {path} nests too deeply to read; a sweep file is a page of TOML") from None
     return build(data, str(path))
 
 
@@ -379,6 +467,7 @@ def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 
     import shlex
 
     from .ids import new_run_id
+    from .provenance import redact_args
     from .store.db import Sweep, iso, now
 
     planned = plan_with_threads(spec, parallel)
@@ -391,7 +480,7 @@ def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 
             )
         sweep = Sweep(id=new_run_id(), name=spec.name, hypothesis=spec.hypothesis, baseline=spec.baseline,
                       metric=spec.metric, spec=json.dumps(spec.to_dict()), digest=spec.digest(), source=source,
-                      command=shlex.join(argv), created_at=iso(now()))  # fmt: skip
+                      command=shlex.join(redact_args(argv)), created_at=iso(now()))  # fmt: skip
         rows = [_queued_row(spec, sweep.id, p, argv, wandb_mode) for p in planned]
         store.create_sweep(sweep, rows)
         return Queued(sweep, [r.id for r in rows], 0, 0, True)
@@ -435,8 +524,18 @@ def work(db_url: str | None, run_id: str, wandb_mode: str | None = None) -> int:
     return recorded.exit_code
 
 
-def _worker_command(db_url: str, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "grpo_lab", "sweep", "work", run_id, "--db", db_url]
+def _worker_command(run_id: str) -> list[str]:
+    """A worker's command line: no store location on it (every user of the machine can read a command line, and
+    a PostgreSQL URL may hold a password); the worker finds the store in its environment (``worker_env``)."""
+    return [sys.executable, "-m", "grpo_lab", "sweep", "work", run_id]
+
+
+def worker_env(db_url: str) -> dict[str, str]:
+    """The environment of a worker process: this one's, with the store's location in ``GRPO_LAB_DB`` (a process's
+    environment is readable by its own user only)."""
+    import os
+
+    return {**os.environ, "GRPO_LAB_DB": db_url}
 
 
 def run_local(db_url: str, run_ids: list[str], parallel: int, log_dir: Path, on_done=None) -> dict[str, int]:
@@ -451,7 +550,8 @@ def run_local(db_url: str, run_ids: list[str], parallel: int, log_dir: Path, on_
 
     def one(run_id: str) -> int:
         with open(log_dir / f"{run_id}.log", "ab") as log:
-            code = subprocess.run(_worker_command(db_url, run_id), stdout=log, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(_worker_command(run_id), stdout=log, stderr=subprocess.STDOUT,
+                                  env=worker_env(db_url)).returncode  # fmt: skip
         codes[run_id] = code
         if on_done:
             on_done(run_id)
@@ -467,9 +567,34 @@ def run_local(db_url: str, run_ids: list[str], parallel: int, log_dir: Path, on_
     return codes
 
 
-def submitit_job(db_url: str, run_id: str) -> int:
-    """The function each Slurm (or submitit-local) job runs: one queued run."""
-    return work(db_url, run_id)
+STORE_FILE = "store-url"  # in a sweep's submitit folder, readable by its owner only
+
+
+def submitit_job(store_file: str, run_id: str) -> int:
+    """The function each Slurm (or submitit-local) job runs: one queued run. submitit pickles a job's arguments
+    into its folder, so the store's location (a URL may hold a password) is not one of them: the job reads it
+    from ``store_file``, a file only its owner may read."""
+    return work(Path(store_file).read_text(encoding="utf-8"), run_id)
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, made if missing, that only its owner may enter (submitit's pickles and logs go there)."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file that only its owner may read, never readable by others for an instant."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def run_submitit(db_url: str, run_ids: list[str], folder: Path, cluster: str | None, parallel: int,
@@ -482,6 +607,10 @@ def run_submitit(db_url: str, run_ids: list[str], folder: Path, cluster: str | N
         import submitit
     except ImportError:
         raise GrpoLabError("--executor slurm needs submitit: pip install 'grpo-lab[slurm]'") from None
+    private_folder(folder.parent)
+    private_folder(folder)
+    store_file = folder / STORE_FILE
+    write_private(store_file, db_url)
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(**slurm)
     jobs: dict[str, Any] = {}  # run ID -> job
@@ -491,7 +620,7 @@ def run_submitit(db_url: str, run_ids: list[str], folder: Path, cluster: str | N
         running = [j for j in jobs.values() if not j.done()]
         while pending and (cluster != "local" or len(running) < max(1, parallel)):
             run_id = pending.pop(0)
-            jobs[run_id] = executor.submit(submitit_job, db_url, run_id)
+            jobs[run_id] = executor.submit(submitit_job, str(store_file.absolute()), run_id)
             running.append(jobs[run_id])
         if not wait:
             break

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import provenance
 from .errors import ConfigError, GrpoLabError
+from .events import RunListener
 from .ids import new_run_id
 
 MODES = ("online", "offline", "disabled")
@@ -24,14 +25,38 @@ class WandbRun:
     project: str | None = None
     entity: str | None = None
     url: str | None = None
-    dir: str | None = None
+    dir: str | None = None  # every local folder of the run, one per line: a resumed run writes one per stretch
     handle: Any = None  # the wandb Run, when enabled
 
     @property
+    def dirs(self) -> list[str]:
+        return folders(self.dir)
+
+    @property
     def sync_command(self) -> str | None:
-        if self.mode == "offline" and self.dir:
-            return f"wandb sync {self.dir}"
+        return sync_command(self.mode, self.id, self.dir)
+
+
+def folders(recorded: str | None) -> list[str]:
+    """The local WandB folders a run's record names (its ``wandb_dir``: one per line, oldest first)."""
+    return [line for line in (recorded or "").splitlines() if line.strip()]
+
+
+def sync_command(mode: str | None, run_id: str, recorded: str | None) -> str | None:
+    """``wandb sync`` for every folder of an offline run, into the one WandB run: ``--id`` makes WandB sync the
+    folders of a resumed run in order of their start, as stretches of one run."""
+    import shlex
+
+    dirs = folders(recorded)
+    if mode != "offline" or not dirs:
         return None
+    return shlex.join(["wandb", "sync", *(["--id", run_id] if len(dirs) > 1 else []), *dirs])
+
+
+def joined(previous: str | None, new: str | None) -> str | None:
+    """A resumed run's folders: those it had, and the one this stretch writes."""
+    dirs = [d for d in folders(previous) if d != new] + ([new] if new else [])
+    return "\n".join(dirs) or None
 
 
 def has_credentials() -> bool:
@@ -84,6 +109,41 @@ def start(
     finally:
         sys.argv = argv
     return WandbRun(run.id, mode, project, run.entity or entity, run.url, str(Path(run.dir).parent), run)
+
+
+class WandbListener(RunListener):
+    """Logs a run to WandB at WandB step = training step: each step's metrics (TRL's names, under ``train/``, as
+    transformers logs them) with that step's sample completions as a table.
+
+    TRL reports nothing to WandB itself: its own logging counts WandB steps by calls (a profiling timer alone logs
+    8 times a step), so a resumed run's second stretch started again at step 0 and overlapped the first. With the
+    training step as WandB's step, every stretch of a run, each in its own offline folder, shares one axis."""
+
+    def __init__(self, run: WandbRun):
+        self.handle = run.handle
+        self.samples: dict[int, list] = {}
+
+    def on_samples(self, step, samples) -> None:
+        self.samples.setdefault(step, []).extend(samples)
+
+    def on_step(self, step, metrics) -> None:
+        import wandb
+
+        row: dict[str, Any] = {f"train/{k}": v for k, v in metrics.items()}
+        row["train/global_step"] = step
+        due = sorted(s for s in self.samples if s <= step)  # generated for this step (or one the log skipped)
+        taken = [x for s in due for x in self.samples.pop(s)]
+        if taken:
+            row["completions"] = wandb.Table(
+                columns=["step", "prompt", "completion", "reward", "advantage"],
+                data=[[x.step, x.prompt, x.completion, x.reward, x.advantage] for x in taken],
+            )
+        self.handle.log(row, step=step)
+
+
+def listeners(run: WandbRun) -> list[RunListener]:
+    """What records a run to WandB, as run listeners (none when WandB is disabled)."""
+    return [WandbListener(run)] if run.handle is not None else []
 
 
 def finish(run: WandbRun, summary: dict[str, Any], exit_code: int) -> None:

@@ -70,14 +70,20 @@ def checkpoint_args(config: RunConfig) -> dict[str, Any]:
     return {"save_strategy": "steps", "save_steps": config.save_steps, "save_total_limit": config.save_total_limit}
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    """The newest checkpoint-N folder under ``output_dir``, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """The whole checkpoint-N folders under ``output_dir`` as (N, folder), newest first. A checkpoint is whole once
+    its trainer_state.json exists: the trainer writes that file last, so a save cut short is never resumed from."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for entry in os.scandir(output_dir):
+        name, _, number = entry.name.rpartition("-")
+        if name == "checkpoint" and number.isdigit() and os.path.isfile(os.path.join(entry.path, "trainer_state.json")):
+            found.append((int(number), entry.path))
+    return sorted(found, reverse=True)
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
-
-def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = None):
+def grpo_args(config: RunConfig, output_dir: str):
     import torch
     from trl import GRPOConfig
 
@@ -107,9 +113,10 @@ def grpo_args(config: RunConfig, output_dir: str, report_to: list[str] | None = 
         seed=config.seed,
         data_seed=config.seed,
         run_name=config.exp_name,
-        report_to=report_to or [],
-        # WandB gets TRL's completions table; the listener gets samples either way.
-        log_completions="wandb" in (report_to or []),
+        # TRL reports to nothing itself: the run's listeners record it (the store; WandB at step = training step,
+        # tracking.WandbListener, with the samples the reward function hands them).
+        report_to=[],
+        log_completions=False,
         num_completions_to_print=0,
         **checkpoint_args(config),
         use_vllm=config.use_vllm,
@@ -175,7 +182,8 @@ def _metrics_callback(listener: TrainingListener):
     from transformers import TrainerCallback
 
     class MetricsCallback(TrainerCallback):
-        """Hands each logged step's metrics (TRL's, averaged over every process) to the listener."""
+        """Hands each logged step's metrics (TRL's, averaged over every process) to the listener, and says when a
+        checkpoint is about to be written, so that everything recorded up to it reaches the store first."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             listener.on_train_begin(state.max_steps)
@@ -184,6 +192,8 @@ def _metrics_callback(listener: TrainingListener):
             numeric = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float) and v is not None}
             if "train_runtime" not in numeric:  # the closing summary is not a step
                 listener.on_step(state.global_step, numeric)
+                if control.should_save:  # the trainer saves a checkpoint right after logging this step
+                    listener.on_checkpoint(state.global_step)
 
     return MetricsCallback()
 
@@ -195,7 +205,6 @@ def train(
     train_dataset,
     output_dir: str,
     listener: TrainingListener | None = None,
-    report_to: list[str] | None = None,
     resume_from: str | None = None,
 ):
     """Train ``model`` in place with GRPO and save it with its tokenizer to ``output_dir``; ``resume_from``
@@ -208,7 +217,7 @@ def train(
     from trl import GRPOTrainer
 
     listener = listener or TrainingListener()
-    args = grpo_args(config, output_dir, report_to)
+    args = grpo_args(config, output_dir)
     started = time.perf_counter()
     trainer = GRPOTrainer(
         model=model,
@@ -223,6 +232,7 @@ def train(
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+
     trainer.train(resume_from_checkpoint=resume_from)
     save_marked(output_dir, trainer.save_model, tokenizer.save_pretrained, trainer.accelerator.is_main_process)
     return trainer.model, time.perf_counter() - started

@@ -4,6 +4,7 @@ that is found nowhere afterwards: not in the store, the output, the journal or t
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,103 @@ def test_the_password_is_found_nowhere(team):
     assert proc.returncode == 0 and team["run"] in proc.stdout, proc.stderr
     refused = grpo_lab("runs", "--db", url_without, env={"PGPASSWORD": None, "PGPASSFILE": "/nonexistent"})
     assert refused.returncode == 2 and "password" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+SWEEP_TOML = """
+name = "pw"
+hypothesis = "no password leaks through a sweep"
+seeds = "1-2"
+baseline = "beta=0.1"
+[base]
+model_name = "tiny-arith"
+n_samples = 32
+batch_size = 16
+num_generations = 4
+eval_samples = 10
+eval_suite = "none"
+max_steps = 1
+[grid]
+beta = [0.1]
+"""
+
+
+class CommandLines:
+    """Every process's command line on this machine, read from /proc while a command runs: what `ps` shows every
+    user. Collects the ones that hold ``secret``."""
+
+    def __init__(self, secret: str):
+        import threading
+
+        self.secret, self.found, self.seen = secret.encode(), [], 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        me = os.getpid()
+        while not self.stop.wait(0.05):
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit() or int(entry.name) == me:
+                    continue
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"grpo_lab" in cmdline or b"grpo-lab" in cmdline:
+                    self.seen += 1
+                typed = b"from grpo_lab.cli import main" in cmdline  # a command the test typed, --db URL and all
+                if self.secret in cmdline and not typed:
+                    self.found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_sweeps_workers_submitit_and_resume_leak_no_password(team, tmp_path):
+    """A sweep with --parallel 2 (its workers), a sweep through submitit's local executor, a resume, the sweep's
+    journal: the password of the store's URL is in no process's command line, no table, no output and no file but
+    the one private file that hands it to submitit's jobs (mode 600 in a folder only its owner may enter)."""
+    pytest.importorskip("submitit")
+    secret, url = team["server"].password, team["url"]
+    cwd = team["cwd"] / "sweeps"
+    cwd.mkdir()
+    (cwd / "s.toml").write_text(SWEEP_TOML)
+    (cwd / "t.toml").write_text(SWEEP_TOML.replace('name = "pw"', 'name = "pw-submitit"'))
+
+    def run(*args, env=None):
+        proc = grpo_lab(*args, env={"GRPO_LAB_DB": None, "WANDB_MODE": None, **(env or {})}, cwd=cwd, timeout=900)
+        team["outputs"].append(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    with CommandLines(secret) as lines:
+        run("sweep", "s.toml", "--parallel", "2", "--wandb", "offline", "--db", url)
+        run("sweep", "t.toml", "--executor", "submitit-local", "--parallel", "2", "--wandb", "disabled",
+            env={"GRPO_LAB_DB": url})  # fmt: skip
+        # a resume, from a run's last checkpoint (the run is made resumable by hand: failed)
+        run("run", *OFFLINE, "--hypothesis", "resumed", "--exp_name", "resumed", "--save_steps", "1",
+            "--output_dir", str(cwd / "resumed"), "--db", url)  # fmt: skip
+        with team["engine"].begin() as conn:
+            conn.execute(text("UPDATE run SET status = 'failed' WHERE exp_name = 'resumed'"))
+            resumed = conn.execute(text("SELECT id FROM run WHERE exp_name = 'resumed'")).scalar()
+        run("resume", resumed, "--db", url, env={"WANDB_MODE": "offline"})
+        # handed over to accelerate's launcher: the launcher and both ranks
+        run("run", *QUICK_RUN, "--hypothesis", "two processes", "--exp_name", "ddp", "--num_processes", "2",
+            "--db", url)  # fmt: skip
+        run("journal", "render", "--sweep", "pw", "--out", str(cwd / "j.md"), "--db", url)
+    assert lines.seen > 0 and lines.found == []
+    assert secret not in (cwd / "j.md").read_text() and "--db postgresql://lab@" in (cwd / "j.md").read_text()
+    with team["engine"].connect() as conn:
+        for table in inspect(conn).get_table_names():
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert not any(secret in str(v) for v in row), table
+    assert not [out for out in team["outputs"] if secret in out]
+    holding = [p for p in cwd.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert [p.name for p in holding] == ["store-url"]
+    assert holding[0].stat().st_mode & 0o777 == 0o600 and holding[0].parent.stat().st_mode & 0o777 == 0o700
+    submitit = holding[0].parent
+    assert list(submitit.glob("*_submitted.pkl")) and submitit.parent.stat().st_mode & 0o777 == 0o700

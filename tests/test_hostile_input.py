@@ -190,6 +190,59 @@ def cases():
     add("eval", "--model_name", "tiny-arith", "--suite", "files/zero.jsonl")
     add("eval", "--model_name", "tiny-arith", "--batch_size", "0")
     add("eval", "--model_name", "tiny-arith", "--max_new_tokens", "0")
+    # --- round three (issue 23) ---
+    # a mistyped output path must not destroy a file the person did not name as this output
+    add("report", "--out", "grpo_lab.db")
+    add("report", "--out", "files/store-link.html")  # a link onto the store
+    add("report", "--screenshot", "grpo_lab.db")
+    add("report", "--screenshot", "files/store-link.png")
+    add("report", "--screenshot", "files/notes.md")
+    add("report", "--out", "files/r.html", "--screenshot", "files/r.html")
+    add("report", "--out", "files/r.html", "--screenshot", "files/r-link.png")  # a link onto the other output
+    add("report", "--out", "files/r.htm", "--screenshot", "files/r.html.png", "--sweep", "zzzz")
+    add("report", "--out", f"{'a' * 300}.html", id="report --out name too long")
+    add("report", "--screenshot", f"{'a' * 300}.png", id="report --screenshot name too long")
+    add("report", "--out", "/proc/r.html")  # a folder no one may write in
+    add("report", "--out", "files/notes.md")
+    add("journal", "render", "--out", "grpo_lab.db")
+    add("journal", "render", "--out", "files/store-link.md")
+    # escape sequences through sweep files, inline sweeps and suite files
+    add("sweep", "files/escape.toml", "--dry_run")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "\x1b]0;x\x07", "--dry_run", id="sweep --hypothesis escape")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--expected", "\x1b[2J", "--dry_run",
+        id="sweep --expected escape")  # fmt: skip
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--name", "a\x1bb", "--dry_run", id="sweep --name esc")
+    add(*DRY, "--eval_suite", "files/escape.jsonl")
+    add(*DRY, "--eval_suite", "files/surrogate.jsonl")
+    # pipes, devices and huge files where a file belongs
+    add("runs", "--db", "files/fifo.jsonl")
+    add("runs", "--db", "files/adir")
+    add("sweep", "files/fifo.toml", "--dry_run")
+    add("sweep", "files/zero.toml", "--dry_run")
+    add("sweep", "files/huge.toml", "--dry_run")
+    add(*DRY, "--eval_suite", str(SPARSE), id="run --eval_suite sparse 100 GB")
+    # grids whose arms would merge or replace one another
+    add("sweep", "--grid", "beta=0.1", "--grid", "beta=0.2", "--hypothesis", "h", "--dry_run")
+    add("sweep", "--grid", "beta=0.1,0.1", "--hypothesis", "h", "--dry_run")
+    add("sweep", "--set", "max_steps=2", "--set", "max_steps=3", "--grid", "beta=0", "--hypothesis", "h", "--dry_run")
+    # sweep files of the wrong TOML types (each was a traceback)
+    for key in TOML_TYPES:
+        add("sweep", f"files/type-{key}.toml", "--dry_run")
+    add("sweep", "files/bigint.toml", "--dry_run")
+    add("sweep", "files/bigseed.toml", "--dry_run")
+    add("sweep", "files/nested.toml", "--dry_run")
+    add("compare", "--where", " and ".join(f"beta>={i}" for i in range(300)), id="compare --where 300 terms")
+    # options given empty, and options --dry_run let through
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--seeds", "", "--dry_run")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--name", "", "--dry_run")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--wandb", "sometimes", "--dry_run")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--timeout_min", "-5", "--dry_run")
+    add("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--seeds", "1-" + "9" * 5000, "--dry_run",
+        id="sweep --seeds 5000 digits")  # fmt: skip
+    # a sweep whose recorded spec is damaged, and a resume that is refused
+    add("sweep", "resume", "damaged")
+    add("compare", "--sweep", "damaged")
+    add("resume", "aaaa0001")
     # text that is not text: bytes the shell passed that are not UTF-8 reach Python as lone surrogates
     add(*DRY, "--exp_name", "caf\udce9", id="run --exp_name latin-1 bytes")
     add("note", "aaaa0001", "\udcff\udcfe", id="note invalid utf-8")
@@ -198,6 +251,23 @@ def cases():
     return c
 
 
+SPARSE = Path(os.environ.get("TMPDIR", "/tmp")) / f"grpo-lab-sparse-{os.getpid()}.jsonl"  # 100 GB of nothing
+TOML_TYPES = {
+    "tags": "tags = 1",
+    "base": "base = 1",
+    "grid": "grid = [1]",
+    "arms": "arms = 1",
+    "flags": '[arms.a]\nflags = "x"',
+    "criteria": "criteria = 1",
+    "compare": "compare = [1]",
+    "expected": "expected = {a = 1}",
+    "hypothesis-type": 'hypothesis = 1\nname = "x"',
+    "grid-value": "[grid]\nbeta = [[0]]",
+    "arm-hypothesis": "[arms.a]\nhypothesis = 2",
+    "tags-list": "tags = [1, 2]",
+    "metric": "metric = 1",
+    "baseline": "baseline = [1]",
+}
 CASES = cases()
 
 
@@ -256,11 +326,45 @@ def arena(tmp_path_factory):
     os.mkfifo(files / "fifo.md.j2")
     for name, text in TEMPLATES.items():
         (files / name).write_text(text + "\n")
+    # round three: links onto the store and onto another output, files a hostile tester points at
+    (files / "store-link.html").symlink_to(root / "grpo_lab.db")
+    (files / "store-link.png").symlink_to(root / "grpo_lab.db")
+    (files / "store-link.md").symlink_to(root / "grpo_lab.db")
+    (files / "notes.md").write_text("my notes\n")
+    (files / "r.html").write_text("<p>an older report</p>\n")
+    (files / "r-link.png").symlink_to(files / "r.html")
+    (files / "escape.toml").write_text('name = "e"\nhypothesis = "\\u001b]0;pwned\\u0007"\n[grid]\nbeta = [0]\n')
+    (files / "escape.jsonl").write_text(row.replace("Calculate", "\\u001b[2JCalculate"))
+    (files / "surrogate.jsonl").write_text(row.replace("Calculate", "\\ud800Calculate"))
+    os.mkfifo(files / "fifo.toml")
+    (files / "zero.toml").symlink_to("/dev/zero")
+    (files / "huge.toml").write_text("# " + "x" * (2 << 20) + "\n")
+    with open(SPARSE, "wb") as f:
+        f.truncate(100 * 2**30)
+    for key, text in TOML_TYPES.items():
+        head = "" if key.startswith("hypothesis") else 'name = "t"\nhypothesis = "h"\n'
+        tail = "" if key in ("grid", "grid-value", "arms", "flags", "arm-hypothesis") else "\n[grid]\nbeta = [0]\n"
+        (files / f"type-{key}.toml").write_text(head + text + "\n" + tail)
+    (files / "bigint.toml").write_text(
+        'name = "t"\nhypothesis = "h"\n[base]\nmax_steps = ' + "9" * 5000 + "\n[grid]\nbeta = [0]\n"
+    )
+    (files / "bigseed.toml").write_text(
+        'name = "t"\nhypothesis = "h"\nseeds = ' + "9" * 5000 + "\n[grid]\nbeta = [0]\n"
+    )
+    (files / "nested.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    from grpo_lab.store.db import Sweep
+
+    store = Store(f"sqlite:///{root / 'grpo_lab.db'}")
+    store.create_sweep(Sweep(id="swp00001", name="damaged", hypothesis="h", spec="{not json", digest="d",
+                             source="s.toml", command="grpo-lab sweep s.toml", created_at="2026-01-05T10:00:00+00:00"),
+                       [])  # fmt: skip
+    store.close()
     conn = sqlite3.connect(root / "grpo_lab.db")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file holds everything: reads cannot change its bytes
     conn.close()
     gc.collect()
-    return root
+    yield root
+    SPARSE.unlink(missing_ok=True)
 
 
 def test_enough_cases():
@@ -306,3 +410,50 @@ def test_in_a_real_process_too(arena):
         assert proc.stderr.count(b"\n") == 1 and message in proc.stderr and b"Traceback" not in proc.stderr
         assert b"uid=" not in proc.stdout
     assert snapshot(arena) == before and not (arena / "wandb").exists()
+
+
+def test_control_characters_an_older_store_holds_are_printed_as_escapes(tmp_path, monkeypatch):
+    """A store written by an older grpo-lab (or another program) may hold escape sequences and bytes that are not
+    UTF-8 in its text: every view prints them as visible escapes, never as themselves, and none fails."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "grpo_lab.db"
+    store = Store(f"sqlite:///{db}")
+    store.create_run(Run(
+        id="esc00001", exp_name="exp\x1b]0;pwned\x07", status="running", started_at="2026-01-02T10:00:00+00:00",
+        host="h", model_name="tiny-arith", hypothesis="clear\x1b[2J the screen", command="grpo-lab run \x1b[31m",
+        tags=json.dumps(["t\x9b"]), config=json.dumps({"beta": 0.1, "seed": 1}),
+    ))  # fmt: skip
+    results = [("before", "arith-v1", "overall", "", 60, 200), ("after", "arith-v1", "overall", "", 80, 200)]
+    store.record("esc00001", results=results)
+    store.finish_run("esc00001", "finished", metrics=compute([], results, {}), verdict="unchecked",
+                     verdict_detail="no \x1b[5m criteria")  # fmt: skip
+    store.add_note("esc00001", "a note \x1b[8m hidden", "learning")
+    from grpo_lab.store.db import Sweep
+
+    store.create_sweep(
+        Sweep(
+            id="swp00002",
+            name="s",
+            hypothesis="sweep \x1b]0;x\x07",
+            spec="{}",
+            digest="d",
+            source="s.toml",
+            command="grpo-lab sweep",
+            created_at="2026-01-05T10:00:00+00:00",
+        ),
+        [],
+    )
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE run SET expected = CAST(x'6e6f7420ff7574662d38' AS TEXT)")  # 'not \xffutf-8'
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("GRPO_LAB_DB", str(db))
+    for args in (["runs"], ["show", "esc00001"], ["compare"], ["compare", "--format", "md"], ["sweep", "list"],
+                 ["journal", "render", "--stdout"], ["runs", "--format", "tsv"]):  # fmt: skip
+        result = call(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        shown = result.stdout + result.stderr
+        assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown, (args, shown)
+    assert "\\x1b[2J" in call("show", "esc00001").stdout.replace("\n", "")
+    assert "not \ufffdutf-8" in call("show", "esc00001").stdout

@@ -344,7 +344,7 @@ def test_a_templates_own_markers_are_defused(light, isolated):
         ("notes.txt/j.md", "notes.txt is a file, not a folder"),
         ("binary.md", "is not UTF-8 text, so not a journal"),
         ("/proc/version", "cannot write the journal at /proc"),
-        ("/proc/self/j.md", "cannot write the journal at /proc/self"),
+        ("/proc/self/j.md", "cannot write in /proc/self"),
         ("/dev/null", "is not a regular file"),
     ],
 )

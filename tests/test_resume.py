@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import sql_rows as rows
 from safetensors.torch import load_file
+from wandb_log import history
 
 QUICK = ["--model_name", "tiny-arith", "--n_samples", "32", "--batch_size", "16", "--num_generations", "4",
          "--learning_rate", "5e-4", "--eval_samples", "20", "--eval_suite", "none", "--threads", "1"]  # fmt: skip
@@ -62,13 +63,20 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_model(cli, isolated):
     assert resumed.returncode == 0, resumed.stderr
     assert f"run {run_id} finished" in resumed.stdout
     ((status, new_wandb_dir, summary),) = rows(db, "SELECT status, wandb_dir, summary FROM run")
-    assert status == "finished" and new_wandb_dir == wandb_dir  # the same row, the same WandB run
-    assert len(list((isolated / "wandb").glob(f"offline-run-*-{run_id}"))) == 2  # both stretches, one WandB ID
+    folders = sorted((isolated / "wandb").glob(f"offline-run-*-{run_id}"))  # both stretches, one WandB ID
+    assert status == "finished" and new_wandb_dir.splitlines() == [str(f.absolute()) for f in folders]
+    assert new_wandb_dir.splitlines()[0] == wandb_dir and len(folders) == 2
+    # one step axis: WandB's step is the training step in both stretches, and every step is in one of them
+    first, second = ([r["_step"] for r in history(f)] for f in folders)
+    assert first == list(range(1, len(first) + 1)) and second == list(range(second[0], STEPS + 1))
+    assert 2 <= second[0] <= min(stopped_at, len(first)) + 1  # continued where the checkpoint left off
+    assert f"wandb sync --id {run_id} {folders[0].absolute()} {folders[1].absolute()}" in resumed.stdout
     assert [s for (s,) in rows(db, "SELECT step FROM step ORDER BY step")] == list(range(1, STEPS + 1))
     assert json.loads(summary)["steps"] == STEPS
     assert {st for (st,) in rows(db, "SELECT DISTINCT stage FROM result")} == {"before", "after"}
     ((note,),) = rows(db, "SELECT text FROM note WHERE run_id = ?", run_id)
-    assert note.startswith("resumed from checkpoint-") and note.endswith("finished: ok")
+    assert note.startswith(f"resumed from checkpoint-{second[0] - 1} (step {second[0] - 1})")
+    assert note.endswith("finished: ok") and "missing" not in note
     # the curve and the model are those of the run that was never stopped
     ref_db = isolated / "ref.db"
     curve = lambda d: [json.loads(m)["loss"] for (m,) in rows(d, "SELECT metrics FROM step ORDER BY step")]  # noqa: E731
@@ -100,3 +108,87 @@ def test_resume_refuses_what_it_cannot_continue(cli, isolated, recorded_store):
     proc = cli("resume", "nockpt01")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "run nockpt01 has no checkpoint" in proc.stderr and "--save_steps" in proc.stderr
+
+
+def _start(args: list[str], cwd) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "grpo_lab", *args], cwd=cwd, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    """kill -9 the command and every process it started, as soon as ``ready()`` holds."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "the moment to kill never came"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _steps(db) -> list[int]:
+    try:
+        return [s for (s,) in rows(db, "SELECT step FROM step ORDER BY step")]
+    except Exception:  # the store is not there yet
+        return []
+
+
+KILLS = {
+    # right after a checkpoint is whole: its steps must already be in the store (they are written before it)
+    "after-checkpoint": lambda out, db: (out / "checkpoint-2" / "trainer_state.json").exists(),
+    # between two checkpoints: steps past the last checkpoint are in the store and get recomputed
+    "between-checkpoints": lambda out, db: 5 in _steps(db),
+    # as soon as the first step is recorded, before any checkpoint: nothing to resume from
+    "before-any-checkpoint": lambda out, db: 1 in _steps(db),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(KILLS))
+def test_a_run_killed_at_any_moment_resumes_with_every_step_once(isolated, moment):
+    """kill -9 (the run and everything it started) at a moment of the run; resume; every step is recorded
+    exactly once and the note says what was recomputed. Before any checkpoint there is nothing to resume from:
+    a one-line refusal, and the store is left as it was."""
+    out, db = isolated / "out", isolated / "grpo_lab.db"
+    steps = 8
+    args = ["run", *QUICK, "--max_steps", str(steps), "--save_steps", "2", "--wandb", "disabled",
+            "--hypothesis", "killed", "--output_dir", str(out)]  # fmt: skip
+    _kill_when(_start(args, isolated), lambda: KILLS[moment](out, db))
+    resumed = subprocess.run([sys.executable, "-m", "grpo_lab", "resume", rows(db, "SELECT id FROM run")[0][0]],
+                             capture_output=True, text=True, cwd=isolated, timeout=300)  # fmt: skip
+    if moment == "before-any-checkpoint" and not list(out.glob("checkpoint-*/trainer_state.json")):
+        assert resumed.returncode == 2 and "has no checkpoint" in resumed.stderr, resumed.stderr
+        return
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _steps(db) == list(range(1, steps + 1))
+    ((status, notes),) = rows(db, "SELECT status, (SELECT group_concat(text) FROM note) FROM run")
+    assert status == "finished" and notes.startswith("resumed from checkpoint-") and "missing" not in notes
+
+
+@pytest.mark.slow
+def test_two_processes_killed_right_after_a_checkpoint_resume_with_every_step_once(isolated):
+    out, db = isolated / "out", isolated / "grpo_lab.db"
+    steps = 8
+    args = ["run", *QUICK, "--max_steps", str(steps), "--save_steps", "2", "--wandb", "disabled", "--num_processes",
+            "2", "--hypothesis", "killed", "--output_dir", str(out)]  # fmt: skip
+    _kill_when(_start(args, isolated), lambda: (out / "checkpoint-4" / "trainer_state.json").exists())
+    resumed = subprocess.run([sys.executable, "-m", "grpo_lab", "resume", rows(db, "SELECT id FROM run")[0][0]],
+                             capture_output=True, text=True, cwd=isolated, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _steps(db) == list(range(1, steps + 1))
+    ((note,),) = rows(db, "SELECT text FROM note")
+    assert note.startswith("resumed from checkpoint-4") and note.endswith("finished: ok")
+
+
+def test_a_resume_continues_from_the_newest_checkpoint_whose_steps_are_all_recorded():
+    from grpo_lab.runner import choose_checkpoint, recorded_through, resume_note
+
+    found = [(6, "c6"), (4, "c4"), (2, "c2")]
+    assert recorded_through([1, 2, 3, 5, 6]) == 3 and recorded_through([]) == 0
+    assert choose_checkpoint(found, [1, 2, 3, 4, 5, 6, 7]) == (6, "c6")
+    assert choose_checkpoint(found, [1, 2, 3, 5, 6]) == (2, "c2")  # a hole at 4: not past it
+    assert choose_checkpoint(found, [1]) == (2, "c2")  # none covered: the oldest, and the note says so
+    assert resume_note("out/checkpoint-2", 2, [1], "finished", None) == (
+        "resumed from checkpoint-2 (step 2); step 2 lost before it, missing; finished: ok")  # fmt: skip
+    note = resume_note("out/checkpoint-4", 4, [1, 2, 3, 4, 5, 6, 7], "finished", None)
+    assert note == "resumed from checkpoint-4 (step 4); steps 5-7, recorded before the stop, recomputed; finished: ok"

@@ -87,7 +87,7 @@ class Run(SQLModel, table=True):
     wandb_project: str | None = None
     wandb_entity: str | None = None
     wandb_url: str | None = None
-    wandb_dir: str | None = None
+    wandb_dir: str | None = None  # its local WandB folders, one per line (a resumed run adds one per stretch)
     error: str | None = None
     summary: str = "{}"  # JSON: the metrics when the run ended (m004 onwards the metric table holds them)
     verdict: str | None = None  # confirmed | rejected | unchecked (criteria.py), set when the run ends
@@ -595,10 +595,11 @@ class Store:
             s.add(run)
             s.commit()
 
-    def reopen_run(self, run_id: str, host: str, pid: int) -> None:
-        """A resumed run is running again, in the process ``pid`` on ``host``."""
+    def reopen_run(self, run_id: str, host: str, pid: int, **values: Any) -> None:
+        """A resumed run is running again, in the process ``pid`` on ``host`` (``values``: its other columns that
+        the resume changes, e.g. the WandB folders)."""
         self.update_run(run_id, status="running", error=None, finished_at=None, duration_s=None, host=host, pid=pid,
-                        heartbeat_at=iso(now()))  # fmt: skip
+                        heartbeat_at=iso(now()), **values)  # fmt: skip
 
     def rewind(self, run_id: str, step: int) -> None:
         """Forget what a run recorded after training step ``step`` (the steps and samples past its checkpoint, and

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -77,7 +78,16 @@ def _file(name: str, source: str) -> Path:
             f"{source} {name!r} is an in-memory database: every run recorded there is lost when the command ends; "
             "give a store file such as grpo_lab.db"
         )
-    return Path(name).absolute()
+    path = Path(name).absolute()
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # not there yet (or a name no file system takes: refused where it is opened)
+        return path
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"{source} {name} is a folder; give a store file in it, e.g. {Path(name) / DEFAULT_DB}")
+    if not stat.S_ISREG(mode):  # a pipe would block every command that opens it; a device is no store
+        raise StoreError(f"{source} {name} is not a regular file; give a store file such as grpo_lab.db")
+    return path
 
 
 def sqlite_uri(path: Path, **params: str) -> str:
