@@ -39,7 +39,7 @@ def _option_type(type_text: str, choices: tuple[str, ...] | None):
         return Optional[Literal[choices]]  # noqa: UP045  typer shows and checks the choices
     if type_text == "bool":
         return Optional[bool]  # noqa: UP045  a switch: --use_vllm
-    if type_text.startswith("list"):
+    if type_text.startswith(("list", "dict")):  # a dict is given as KEY=VALUE, repeated (--trl)
         return Optional[list[str]]  # noqa: UP045  typer needs typing.Optional here
     if "int" in type_text:
         return Optional[int]  # noqa: UP045
@@ -56,7 +56,11 @@ def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
         flags = list(meta.get("flags") or [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else []))
         shown = ", ".join(default) if isinstance(default, list) else default
         help_text = meta["help"] + ("" if shown is None else f" [dim]\\[default: {shown}][/]")
-        metavar = {"metavar": "<str>"} if type_text.startswith("list") else {}  # a repeated flag takes text
+        metavar = (
+            {"metavar": "KEY=VALUE" if type_text.startswith("dict") else "<str>"}
+            if type_text.startswith(("list", "dict"))
+            else {}
+        )  # a repeated flag takes text
         option = typer.Option(... if meta.get("required") else None, *flags, help=help_text,
                               rich_help_panel=meta["group"], show_default=False, **metavar)  # fmt: skip
         annotation = _option_type(type_text, meta.get("choices"))
@@ -77,8 +81,9 @@ def with_config_options(cls: type = RunConfig):
 
 
 def resolve_config(preset: str | None, options: dict) -> RunConfig:
-    if options.get("tags") is not None:
-        options["tags"] = split_tags(options["tags"])
+    for name in ("tags", "reserve"):
+        if options.get(name) is not None:
+            options[name] = split_tags(options[name])
     return resolve(options, preset)
 
 
@@ -213,6 +218,10 @@ def run(
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config, offline_warning(config.model_name) if dry_run else None)
+    if config.differs_from_seed():  # TRL's own checks of the GRPO settings, before anything is written
+        from .training import check_with_trl
+
+        check_with_trl(config)
     if dry_run:
         return
     _refuse_early(db, config.model_name)
@@ -418,6 +427,31 @@ def suites():
         groups = ", ".join(f"{g} {n}" for g, n in d["groups"].items())
         table.add_row(name, str(d["problems"]), groups, d["description"], d["sha256"][:12])
     console.print(table)
+
+
+@app.command(name="tasks")
+def tasks_command():
+    """List the tasks --task can name: the built-in ones and those installed packages offer (grpo_lab.tasks)."""
+    from rich.table import Table
+
+    from .display import console, esc
+    from .tasks import Arithmetic
+    from .tasks.loading import BUILTIN, ENTRY_POINTS, entry_points
+
+    table = Table("name", "version", "from", "description")
+    for name in BUILTIN:
+        table.add_row(name, "1", "built in (--dataset_type)", Arithmetic(name).description)
+    for ep in entry_points(ENTRY_POINTS):
+        try:
+            from .tasks.loading import load
+
+            task, info = load(ep.name)
+            table.add_row(esc(ep.name), esc(info.version), esc(f"{ep.dist.name if ep.dist else '?'}: {ep.value}"),
+                          esc(getattr(task, "description", "") or ""))  # fmt: skip
+        except GrpoLabError as exc:  # a broken plugin is listed with why, not hidden
+            table.add_row(esc(ep.name), "-", esc(ep.value), esc(f"cannot load: {exc}"))
+    console.print(table)
+    console.print("Or a file of your own: --task path/to/task.py (README: Your own task).")
 
 
 @app.command()

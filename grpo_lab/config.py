@@ -17,8 +17,7 @@ from typing import Any
 
 from . import paths, tasks
 from .errors import ConfigError
-from .rewards import REWARDS
-from .suites import NONE, SUITES, is_user_suite, load_suite, suite_name
+from .suites import NONE, SUITES, V1, is_user_suite, load_suite, suite_name
 from .text import check_text
 
 # The most a count may be: what torch, TRL and SQLite take as a 32-bit integer.
@@ -26,6 +25,15 @@ INT32_MAX = 2**31 - 1
 OPERAND_MAX = 10**9  # so that every answer (a product of two operands) fits in 64 bits
 MAX_THREADS = 1024
 TAG_MAX = 64  # WandB refuses longer tags
+# Every loss TRL 1.16's GRPOTrainer computes (tests/test_config.py checks this against TRL's own help text).
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+# transformers' schedules that run in a GRPO run: the *_min_lr ones and warmup_stable_decay need their arguments
+# (--trl lr_scheduler_kwargs=...); reduce_lr_on_plateau and greedy need an evaluation loop GRPO does not run.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay")  # fmt: skip
+SCHEDULER_NEEDS = {"cosine_with_min_lr": ("min_lr", "min_lr_rate"),
+                   "cosine_warmup_with_min_lr": ("min_lr", "min_lr_rate"),
+                   "warmup_stable_decay": ("num_decay_steps",)}  # fmt: skip
 
 
 def _field(default, help: str, choices: tuple[str, ...] | None = None, group: str = "Training",
@@ -69,7 +77,8 @@ def _check_fields(config) -> None:
 
 def _command_args(config) -> list[str]:
     """Flags that reproduce a config exactly (every field, defaults included); a list repeats its flag unless
-    the field is written comma-separated (tags)."""
+    the field is written comma-separated (tags); a dict (--trl) repeats its flag with KEY=VALUE, the value as
+    JSON unless it is text."""
     args: list[str] = []
     for f in fields(config):
         value = getattr(config, f.name)
@@ -77,6 +86,12 @@ def _command_args(config) -> list[str]:
             continue
         if value is True:
             args.append(flag(f))  # a switch
+        elif isinstance(value, dict):
+            import json
+
+            args += [
+                a for k, v in value.items() for a in (flag(f), f"{k}={v if isinstance(v, str) else json.dumps(v)}")
+            ]
         elif isinstance(value, list) and f.metadata.get("flags"):
             args += [a for v in value for a in (flag(f), str(v))]
         else:
@@ -90,9 +105,15 @@ class RunConfig:
     dataset_type: str = _field(
         "arithmetic",
         "arithmetic: a op b with + - *; small_numbers: the same on 0-10; "
-        "mixed: 50% arithmetic, 25% counting, 25% comparison.",
+        "mixed: 50% arithmetic, 25% counting, 25% comparison. Ignored with --task.",
         tasks.DATASET_TYPES,
         "Dataset",
+    )
+    task: str | None = _field(
+        None,
+        "Your own task instead of a built-in dataset: a .py file (its `task`), FILE.py:NAME, package.module:NAME, "
+        "or a task an installed package offers (`grpo-lab tasks` lists them). Default: --dataset_type's.",
+        group="Dataset",
     )
     n_samples: int = _field(100, "Number of distinct training problems.", group="Dataset", bounds=(1, INT32_MAX))
     min_num: int | None = _field(None, "Smallest operand (default 0; small_numbers fixes 0-10).", group="Dataset",
@@ -109,17 +130,76 @@ class RunConfig:
     num_generations: int = _field(
         16, "Completions sampled per prompt; GRPO needs 8-16 for reward variance.", bounds=(2, INT32_MAX)
     )
-    learning_rate: float = _field(5e-6, "Peak learning rate (AdamW, 10% warmup).", bounds=(0, None))
+    learning_rate: float = _field(5e-6, "Peak learning rate (AdamW; see --warmup and --lr_scheduler_type).",
+                                  bounds=(0, None))  # fmt: skip
     temperature: float = _field(0.7, "Sampling temperature of the generations.", bounds=(1e-4, 100))
     epochs: int = _field(
         50, "Passes over the training problems (ignored when max_steps is set).", bounds=(1, INT32_MAX)
     )
     beta: float = _field(0.1, "KL penalty coefficient; arithmetic collapses without it.", bounds=(0, None))
-    reward: str = _field("binary", "binary: +1 right, -1 wrong (the seed's). partial: graded credit.", tuple(REWARDS))
+    reward: str | None = _field(
+        None,
+        "The reward, or several joined by + with weights (*W): binary (+1 right, -1 wrong; the seed's), partial "
+        "(graded credit), task (a --task's own), module:function or FILE.py:function (TRL's reward signature), "
+        "e.g. 'binary+my_rewards:brevity*0.1'. Default: binary, or the --task's own.",
+    )
     max_completion_length: int = _field(16, "Most tokens generated per completion.", bounds=(1, INT32_MAX))
     max_steps: int | None = _field(
         None, "Stop after this many optimizer steps (for quick checks).", bounds=(1, INT32_MAX)
     )
+    # GRPO: the settings of TRL's GRPOConfig researchers vary; the defaults are what the seed script ran
+    loss_type: str = _field(
+        "grpo",
+        "How token losses are averaged (TRL's loss_type): grpo (per sequence, then over the batch: the seed's), "
+        "dr_grpo (Dr. GRPO), dapo (over all tokens; TRL's own default), bnpo, cispo, sapo, luspo, vespo.",
+        LOSS_TYPES, "GRPO",
+    )  # fmt: skip
+    scale_rewards: str = _field(
+        "group", "Divide advantages by the reward std of the group (the seed's), of the batch, or none (Dr. GRPO).",
+        ("group", "batch", "none"), "GRPO",
+    )  # fmt: skip
+    importance_sampling_level: str = _field(
+        "token", "Importance ratios per token (GRPO) or per sequence (GSPO: use with --loss_type grpo).",
+        ("token", "sequence"), "GRPO",
+    )  # fmt: skip
+    epsilon: float = _field(0.2, "Clip the importance ratio to [1 - epsilon, 1 + epsilon_high].", group="GRPO",
+                            bounds=(0, 1))  # fmt: skip
+    epsilon_high: float | None = _field(
+        None, "Upper clip (DAPO's clip-higher: 0.28; with cispo the ratio cap, e.g. 5). Default: epsilon.",
+        group="GRPO", bounds=(0, 100),
+    )  # fmt: skip
+    num_iterations: int = _field(
+        1, "Optimisation passes over each generated batch (mu); above 1 the ratio and its clipping take effect.",
+        group="GRPO", bounds=(1, 1000),
+    )  # fmt: skip
+    mask_truncated_completions: bool = _field(
+        False, "Leave completions cut off at max_completion_length out of the loss (DAPO).", group="GRPO"
+    )
+    top_p: float = _field(1.0, "Sample from the smallest set of tokens holding this much probability (1: all).",
+                          group="GRPO", bounds=(0, 1))  # fmt: skip
+    top_k: int = _field(0, "Sample from the k most likely tokens (0: all).", group="GRPO", bounds=(0, INT32_MAX))
+    min_p: float | None = _field(
+        None, "Drop tokens less likely than min_p times the most likely one (e.g. 0.05). Default: off.",
+        group="GRPO", bounds=(0, 1),
+    )  # fmt: skip
+    repetition_penalty: float = _field(1.0, "Above 1 discourages tokens already in the prompt or completion.",
+                                       group="GRPO", bounds=(0, 100))  # fmt: skip
+    lr_scheduler_type: str = _field(
+        "linear", "How the learning rate falls after warmup (transformers' schedules).", SCHEDULERS, "GRPO"
+    )
+    warmup: float = _field(
+        0.1, "Learning-rate warmup: a fraction of the steps below 1 (the seed's 10%), or a whole number of steps.",
+        group="GRPO", bounds=(0, INT32_MAX),
+    )  # fmt: skip
+    weight_decay: float = _field(0.01, "AdamW weight decay (the seed's 0.01).", group="GRPO", bounds=(0, 10))
+    max_grad_norm: float = _field(1.0, "Clip the gradient norm to this (0: no clipping).", group="GRPO",
+                                  bounds=(0, None))  # fmt: skip
+    trl: dict[str, Any] = _field(
+        dict,
+        "Any other field of TRL's GRPOConfig, KEY=VALUE (repeatable), checked against the installed TRL: "
+        "e.g. --trl delta=1.5 --trl top_entropy_quantile=0.2.",
+        group="GRPO", flags=("--trl",),
+    )  # fmt: skip
     # Other (the seed's flags)
     model_name: str = _field(
         "Qwen/Qwen2-0.5B-Instruct",
@@ -146,10 +226,17 @@ class RunConfig:
     eval_batch_size: int = _field(
         256, "Prompts per batched greedy generate call during evaluation.", group="Evaluation", bounds=(1, INT32_MAX)
     )
-    eval_suite: str = _field(
-        "arith-v1",
+    eval_suite: str | None = _field(
+        None,
         "Suite evaluated before and after (mixed runs add mixed-v1): "
-        f"{', '.join(SUITES)}, a .jsonl file of your own (its overlap with training is counted), or none.",
+        f"{', '.join(SUITES)}, a .jsonl file of your own (its overlap with training is counted), or none. "
+        "Default: arith-v1, or a --task's own suite (held out of its training problems by construction).",
+        group="Evaluation",
+    )
+    reserve: list[str] = _field(
+        lambda: list(V1),
+        "Built-in suites no training set or held-out split may contain (held out by construction; tiny-arith's "
+        "bootstrap text left out the v1 suites). Repeat or separate with commas.",
         group="Evaluation",
     )
     threads: int | None = _field(
@@ -204,7 +291,10 @@ class RunConfig:
             need(len(tag) <= TAG_MAX, f"--tags: {tag[:20]!r}... has {len(tag)} characters; WandB takes {TAG_MAX}")
         if self.output_dir is not None:
             check_output_dir(self.output_dir)
-        self.min_num, self.max_num = tasks.resolve_range(self.dataset_type, self.min_num, self.max_num)
+        self._check_task()
+        self._check_grpo()
+        if self.eval_suite is None:
+            self.eval_suite = "arith-v1" if self.task is None else (_task_suite(self._task, self.task) or NONE)
         if is_user_suite(self.eval_suite):
             self.eval_suite = os.path.abspath(self.eval_suite)  # the recorded command reruns from anywhere
             suite_name(self.eval_suite)
@@ -229,17 +319,116 @@ class RunConfig:
             "--use_vllm needs vLLM, which is not installed here: pip install vllm (on a CUDA machine; "
             "grpo-lab does not depend on it)",
         )
-        tasks.check_samples(self.dataset_type, self.n_samples, self.min_num, self.max_num)
+        if self.task is None:
+            tasks.check_samples(self.dataset_type, self.n_samples, self.min_num, self.max_num, self.reserve)
         need(
             self.n_samples >= self.prompts_per_step,
             f"--n_samples {self.n_samples} is fewer than the {self.prompts_per_step} prompts one step takes "
             f"(batch_size {self.batch_size} / num_generations {self.num_generations}); "
             "raise --n_samples or lower --batch_size",
         )
+        if self.task is not None:
+            self.problem_sets()  # a task that cannot give its problems is refused now, before anything is written
         if self.exp_name is None:
-            self.exp_name = f"grpo_{self.dataset_type}_b{self.batch_size}_g{self.num_generations}"
+            self.exp_name = f"grpo_{self.task_name}_b{self.batch_size}_g{self.num_generations}"
         if self.threads is None:
             self.threads = default_threads()
+
+    # --- the task, its rewards and the GRPO settings --------------------------------------------------------------
+    def _check_task(self) -> None:
+        from .tasks import loading
+
+        if self.task is not None:
+            check_text("--task", self.task, one_line=True)
+            if not self.task.strip():
+                raise ConfigError("--task is empty; give a task file, module:NAME or an installed task's name")
+        if self.task in loading.BUILTIN:  # --task arithmetic is --dataset_type arithmetic
+            if self.dataset_type not in ("arithmetic", self.task):
+                raise ConfigError(f"--task {self.task} and --dataset_type {self.dataset_type} disagree; give one")
+            self.dataset_type, self.task = self.task, None
+        if isinstance(self.reserve, str):
+            self.reserve = split_tags([self.reserve])
+        self.reserve = list(dict.fromkeys(self.reserve))
+        unknown = [name for name in self.reserve if name not in SUITES]
+        if unknown:
+            raise ConfigError(f"--reserve {unknown[0]!r} is not a built-in suite; one of: {', '.join(SUITES)}")
+        if self.task is None:
+            self.min_num, self.max_num = tasks.resolve_range(self.dataset_type, self.min_num, self.max_num)
+            self.reward = self.reward if self.reward is not None else "binary"
+        else:
+            if self.min_num is not None or self.max_num is not None:
+                raise ConfigError("--min_num and --max_num are the built-in arithmetic's; a --task draws its own")
+            if self.task.endswith(".py") or ".py:" in self.task:
+                path, sep, attr = self.task.rpartition(".py:") if ".py:" in self.task else (self.task[:-3], "", "")
+                self.task = os.path.abspath(path + ".py") + (f":{attr}" if sep else "")  # reruns from anywhere
+            self._task, self._task_info = loading.load(self.task)
+            self.reward = self.reward if self.reward is not None else "task"
+        from .rewards import parse_spec
+
+        parse_spec(self.reward, builtin_task=self.task is None)  # an unknown reward or a bad file fails here
+
+    def _check_grpo(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        need(self.top_p > 0, f"--top_p must be above 0 (got {self.top_p}); 1 samples from every token")
+        need(self.repetition_penalty > 0, f"--repetition_penalty must be above 0 (got {self.repetition_penalty})")
+        need(
+            self.warmup < 1 or float(self.warmup).is_integer(),
+            f"--warmup {self.warmup}: give a fraction of the steps below 1 (0.1) or a whole number of steps (10)",
+        )
+        if isinstance(self.trl, list):  # --trl KEY=VALUE, as typed
+            self.trl = parse_trl_options(self.trl)
+        if self.trl:
+            from .trl_fields import check
+
+            self.trl = check(self.trl)
+        needs = SCHEDULER_NEEDS.get(self.lr_scheduler_type)
+        if needs:
+            given = self.trl.get("lr_scheduler_kwargs") or {}
+            need(isinstance(given, dict) and any(k in given for k in needs),
+                 f"--lr_scheduler_type {self.lr_scheduler_type} needs {' or '.join(needs)}: add --trl "
+                 f"'lr_scheduler_kwargs={{\"{needs[0]}\": ...}}'")  # fmt: skip
+
+    @property
+    def task_name(self) -> str:
+        return self._task_info.name if self.task is not None else self.dataset_type
+
+    def task_object(self):
+        """The task this run trains on: the --task's, or the built-in one --dataset_type names."""
+        if self.task is None:
+            return tasks.Arithmetic(self.dataset_type, self.min_num, self.max_num, self.reserve)
+        return self._task
+
+    def task_info(self):
+        """What the run records about its task: name, version, source file and its SHA-256."""
+        from .tasks.loading import builtin_info
+
+        return builtin_info(self.dataset_type) if self.task is None else self._task_info
+
+    def held_out_prompts(self) -> frozenset[str]:
+        """The prompts a user task's training set and held-out split never hold: its suites' (held out by
+        construction). The built-in tasks hold out the suites --reserve names."""
+        if self.task is None:
+            return frozenset()
+        return frozenset(p.prompt for suite in self.eval_suites for p in load_suite(suite))
+
+    def problem_sets(self) -> tuple[list, list]:
+        """The run's training problems and its held-out problems of the same kind (none in training, none in a
+        held-out suite), drawn once per configuration."""
+        cached = getattr(self, "_problems", None)
+        key = (self.task, self.dataset_type, self.n_samples, self.eval_samples, self.seed, self.min_num,
+               self.max_num, tuple(self.reserve), self.eval_suite)  # fmt: skip
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        task, exclude = self.task_object(), self.held_out_prompts()
+        train = task.problems(self.n_samples, self.seed, exclude)
+        if self.task is not None:
+            _check_drawn(self._task_info.name, train, exclude, self.n_samples)
+        held_out = task.held_out(self.eval_samples, self.seed, [*train, *exclude]) if self.eval_samples else []
+        self._problems = (key, (train, held_out))
+        return train, held_out
 
     # --- derived quantities ------------------------------------------------------------------------------------
     @property
@@ -247,13 +436,17 @@ class RunConfig:
         """The standard suites this run is evaluated on."""
         if self.eval_suite == NONE:
             return []
-        extra = ["mixed-v1"] if self.dataset_type == "mixed" and self.eval_suite != "mixed-v1" else []
+        mixed = self.task is None and self.dataset_type == "mixed"
+        extra = ["mixed-v1"] if mixed and self.eval_suite != "mixed-v1" else []
         return [self.eval_suite, *extra]
 
     def evaluated_sets(self) -> dict[str, list[str]]:
         """Every set this run is evaluated on (train, held_out, each suite by its recorded name) with the
         operations it holds: what its metrics, and so its --criteria, can name."""
-        ops = tasks.operations(self.dataset_type)
+        if self.task is None:
+            ops = tasks.operations(self.dataset_type)
+        else:
+            ops = sorted({p.operation for problems in self.problem_sets() for p in problems if p.operation})
         sets = {"train": ops, "held_out": ops} if self.eval_samples else {"train": ops}
         for suite in self.eval_suites:
             sets[suite_name(suite)] = sorted({p.operation for p in load_suite(suite)})
@@ -311,6 +504,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def differs_from_seed(self) -> bool:
+        """Whether a GRPO setting is not the seed's (then TRL itself is asked, before the run, whether it takes
+        them: training.check_with_trl)."""
+        return bool(self.trl) or any(getattr(self, name) != default for name, default in SEED_GRPO.items())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """A recorded configuration (a resumed run's, a sweep's queued run's); keys this version lacks are dropped."""
@@ -324,6 +522,58 @@ class RunConfig:
     def command_args(self) -> list[str]:
         """Flags that reproduce this configuration exactly (every field, defaults included)."""
         return _command_args(self)
+
+
+# The GRPO settings as the seed ran them, and so as every run recorded before these flags existed was trained.
+SEED_GRPO = {"loss_type": "grpo", "scale_rewards": "group", "importance_sampling_level": "token", "epsilon": 0.2,
+             "epsilon_high": None, "num_iterations": 1, "mask_truncated_completions": False, "top_p": 1.0, "top_k": 0,
+             "min_p": None, "repetition_penalty": 1.0, "lr_scheduler_type": "linear", "warmup": 0.1,
+             "weight_decay": 0.01, "max_grad_norm": 1.0}  # fmt: skip
+
+
+def _task_suite(task, spec: str) -> str | None:
+    """A task's own suite (its ``suite`` attribute: a .jsonl path, relative to the task's file), as a path."""
+    suite = getattr(task, "suite", None)
+    if not suite:
+        return None
+    if not isinstance(suite, str) or not suite.endswith(".jsonl"):
+        raise ConfigError(f"--task {spec}: its suite {suite!r} must be the path of a .jsonl file")
+    module_file = getattr(sys.modules.get(type(task).__module__), "__file__", None)
+    folder = Path(module_file).parent if module_file else Path()
+    return str((folder / suite).absolute())
+
+
+def parse_trl_options(values: list[str]) -> dict[str, str]:
+    """``--trl KEY=VALUE`` options as typed (values still text: trl_fields.check types them by TRL's dataclass)."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--trl {item!r}: write KEY=VALUE, e.g. --trl delta=1.5")
+        if key in out:
+            raise ConfigError(f"--trl {key} is given twice; give it once")
+        out[key] = value
+    return out
+
+
+def _check_drawn(name: str, train: list, exclude: frozenset[str], n: int) -> None:
+    """A task's own problems() is trusted with nothing: n problems, distinct prompts, none in a held-out suite."""
+    from .tasks.base import checked
+
+    for problem in train:
+        checked(name, problem)
+    prompts = [p.prompt for p in train]
+    if len(prompts) != n:
+        raise ConfigError(f"task {name} gave {len(prompts)} problems for --n_samples {n}")
+    if len(set(prompts)) != len(prompts):
+        raise ConfigError(f"task {name} repeats a prompt in its training problems; a training set holds each once")
+    leaked = [p for p in prompts if p in exclude]
+    if leaked:
+        raise ConfigError(
+            f"task {name} put {len(leaked)} problems of its evaluation suite into its training set "
+            f"(e.g. {leaked[0][:50]!r}); a task must draw outside the prompts it is asked to exclude"
+        )
 
 
 THREADS_HELP = "Torch CPU threads (default: half the cores, at least 1)."
@@ -390,6 +640,10 @@ def config_fields(cls: type = RunConfig):
 
 def check_number(option: str, value: Any, type_text: str, bounds: tuple[float | None, float | None]) -> None:
     """A numeric flag's value: the right kind of number, finite, within its inclusive bounds."""
+    if type_text == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{option} is a switch: true or false (got {value!r})")
+        return
     if "int" in type_text:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{option} must be a whole number (got {value!r})")
@@ -483,17 +737,30 @@ def resolve(explicit: dict[str, Any], preset: str | None = None) -> RunConfig:
         base = (bundle.get("exp_name") or preset.replace("-", "_")) if preset is not None else config.exp_name
         skip = NAME_LEAVES_OUT + (() if preset is not None else NAME_IN_BASE)
         defaults = {name: default for name, _, default, _ in config_fields()}
-        changed = {k: v for k, v in given.items() if k not in skip and v != bundle.get(k, defaults[k])}
+        defaults["reward"] = "binary" if config.task is None else "task"  # what no --reward resolves to
+        changed = {k: getattr(config, k) for k in given
+                   if k not in skip and getattr(config, k) != bundle.get(k, defaults[k])}  # fmt: skip
+        if "task" in changed:
+            changed["task"] = config.task_name
         config.exp_name = default_name(base, changed)
     return config
 
 
 # What a default name leaves out: the seed (replicates share a name), and what does not change the experiment.
-NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size")
-NAME_IN_BASE = ("dataset_type", "batch_size", "num_generations")  # grpo_{dataset_type}_b{batch}_g{generations}
+NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size", "num_processes",
+                   "save_steps", "save_total_limit", "use_vllm")  # fmt: skip
+NAME_IN_BASE = ("dataset_type", "task", "batch_size", "num_generations")  # grpo_{task}_b{batch}_g{generations}
 NAME_SHORT = {"n_samples": "n", "min_num": "min", "max_num": "max", "batch_size": "b", "num_generations": "g",
               "learning_rate": "lr", "temperature": "t", "epochs": "ep", "beta": "beta",
-              "max_completion_length": "len", "max_steps": "steps", "eval_samples": "eval"}  # fmt: skip
+              "max_completion_length": "len", "max_steps": "steps", "eval_samples": "eval", "scale_rewards": "scale",
+              "importance_sampling_level": "is", "epsilon": "eps", "epsilon_high": "epsh", "num_iterations": "mu",
+              "mask_truncated_completions": "masktrunc", "top_p": "topp", "top_k": "topk", "min_p": "minp",
+              "repetition_penalty": "rep", "warmup": "warm", "weight_decay": "wd", "max_grad_norm": "clip",
+              "reserve": "reserve-"}  # fmt: skip
+
+
+def _name_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value).replace(" ", "")
 
 
 def default_name(base: str, changed: dict[str, Any]) -> str:
@@ -504,8 +771,14 @@ def default_name(base: str, changed: dict[str, Any]) -> str:
     for name, *_ in config_fields():
         if name in changed:
             value = changed[name]
-            if isinstance(value, float):
+            if value is True:  # a switch: its short name alone (masktrunc)
+                text = ""
+            elif isinstance(value, float):
                 text = f"{value:g}"
+            elif isinstance(value, dict):  # --trl: each field and value (delta1.5)
+                text = "_".join(f"{k}{_name_value(v)}" for k, v in value.items())
+            elif isinstance(value, list):
+                text = "-".join(map(str, value))
             elif name == "model_name":
                 text = Path(value).name or value  # Qwen/Qwen2-0.5B-Instruct -> Qwen2-0.5B-Instruct
             elif name == "eval_suite":

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from .rewards import answer_complete, extract_answer
 from .tasks import Problem
@@ -74,7 +75,7 @@ class EvalResult:
         }
 
 
-def _answer_stop(tokenizer, prompt_width: int, task_types: Sequence[str]):
+def _answer_stop(tokenizer, prompt_width: int, complete: Sequence[Callable[[str], bool]]):
     from transformers import StoppingCriteria
 
     class AnswerComplete(StoppingCriteria):
@@ -82,7 +83,7 @@ def _answer_stop(tokenizer, prompt_width: int, task_types: Sequence[str]):
             import torch
 
             texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=True)
-            done = [answer_complete(t, k) for t, k in zip(texts, task_types, strict=True)]
+            done = [is_done(t) for t, is_done in zip(texts, complete, strict=True)]
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return AnswerComplete()
@@ -92,13 +93,14 @@ def generate_greedy(
     model,
     tokenizer,
     prompts: Sequence[str],
-    task_types: Sequence[str],
+    task_types: Sequence[str] | Sequence[Callable[[str], bool]],
     max_new_tokens: int = 16,
     batch_size: int = 256,
     stop_at_answer: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
-    """Greedy completions for ``prompts``, in order."""
+    """Greedy completions for ``prompts``, in order. ``task_types`` says when each row's answer is complete: the
+    built-in tasks' task types (``rewards.answer_complete``), or a function of the generated text per row."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -113,7 +115,9 @@ def generate_greedy(
             width = enc["input_ids"].shape[1]
             stops = StoppingCriteriaList()
             if stop_at_answer:
-                stops.append(_answer_stop(tokenizer, width, task_types[start : start + batch_size]))
+                rows = [k if callable(k) else partial(answer_complete, task_type=k)
+                        for k in task_types[start : start + batch_size]]  # fmt: skip
+                stops.append(_answer_stop(tokenizer, width, rows))
             with torch.no_grad():
                 ids = model.generate(
                     **enc,
@@ -134,14 +138,18 @@ def generate_greedy(
     return out
 
 
-def score(problems: Sequence[Problem], completions: Sequence[str], split: str) -> EvalResult:
+def score(problems: Sequence[Problem], completions: Sequence[str], split: str, task=None) -> EvalResult:
+    """Each completion's answer (``task.extract``; the built-in rule without a task) and whether it is right."""
     predictions = []
     for p, completion in zip(problems, completions, strict=True):
-        extracted = extract_answer(completion, p.task_type)
+        if task is None:
+            extracted = extract_answer(completion, p.task_type)
+            correct = extracted == p.answer
+        else:
+            extracted = task.extract(completion, p)
+            correct = bool(task.correct(completion, p))
         predictions.append(
-            Prediction(
-                p.prompt, p.answer, p.task_type, p.operation, p.difficulty, completion, extracted, extracted == p.answer
-            )
+            Prediction(p.prompt, p.answer, p.task_type, p.operation, p.difficulty, completion, extracted, correct)
         )
     return EvalResult(split, predictions)
 
@@ -154,14 +162,18 @@ def evaluate(
     max_new_tokens: int = 16,
     batch_size: int = 256,
     on_progress: Callable[[int, int], None] | None = None,
+    task=None,
 ) -> EvalResult:
+    """Greedy accuracy of ``model`` on ``problems``; ``task`` (a tasks.Task) extracts and judges the answers and
+    says when one is complete (None: the built-in arithmetic rules)."""
+    stop = [p.task_type for p in problems] if task is None else [partial(task.complete, problem=p) for p in problems]
     completions = generate_greedy(
         model,
         tokenizer,
         [p.prompt for p in problems],
-        [p.task_type for p in problems],
+        stop,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         on_progress=on_progress,
     )
-    return score(problems, completions, split)
+    return score(problems, completions, split, task)

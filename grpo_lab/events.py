@@ -24,6 +24,7 @@ class Sample:
     completion: str
     reward: float
     advantage: float
+    answer: str | None = None  # the answer the completion gives (its task's rule), when known
 
 
 class RunListener:

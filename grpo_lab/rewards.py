@@ -7,8 +7,10 @@ other dataset column for the same rows: ``answer[i]`` and ``task_type[i]`` belon
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 _LEADING_INT = re.compile(r"-?\d+")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
@@ -110,9 +112,67 @@ def partial_reward(completions, answer, task_type=None, **_) -> list[float]:
     return _scores(partial_score, completions, answer, task_type)
 
 
-# The one registry of rewards: --reward's choices are its keys.
+# The built-in rewards --reward names (the task's own are "task"; a user's are module:function or FILE.py:function).
 REWARDS = {"binary": binary_reward, "partial": partial_reward}
+TASK = "task"
 
 
 def reward_function(name: str):
     return REWARDS[name]
+
+
+@dataclass(frozen=True)
+class RewardTerm:
+    """One term of ``--reward``: what it names and its weight (TRL sums the rewards with these weights)."""
+
+    name: str  # binary | partial | task | module:function | FILE.py:function
+    weight: float = 1.0
+
+
+_TERM = re.compile(r"\s*(?P<name>[^*+\s][^*+]*?)\s*(?:\*\s*(?P<weight>[^*+\s]+)\s*)?")
+
+
+def parse_spec(spec: str | None, builtin_task: bool = True) -> list[RewardTerm]:
+    """``binary``, ``partial+mod:fmt*0.2``, ``task+rewards.py:brevity*-0.1``: the reward terms, each checked now
+    (a module or file is imported and its function looked up), so that a bad --reward is one line before any run.
+    Text only: pure but for the imports it checks."""
+    from .errors import ConfigError as GrpoLabError
+
+    if spec is None or not spec.strip():
+        raise GrpoLabError("--reward is empty; give binary, partial, task, or module:function")
+    terms = []
+    for part in spec.split("+"):
+        m = _TERM.fullmatch(part)
+        if not m:
+            raise GrpoLabError(f"--reward {spec!r}: write NAME or NAME*WEIGHT joined by +, e.g. binary+mod:fmt*0.2")
+        name, weight = m["name"], 1.0
+        if m["weight"] is not None:
+            try:
+                weight = float(m["weight"])
+            except ValueError:
+                raise GrpoLabError(f"--reward {spec!r}: the weight {m['weight']!r} is not a number") from None
+            if not math.isfinite(weight):
+                raise GrpoLabError(f"--reward {spec!r}: the weight {m['weight']!r} is not a finite number")
+        if name not in REWARDS and name != TASK:
+            if ":" not in name:
+                raise GrpoLabError(f"--reward {name!r} is not one of: {', '.join([*REWARDS, TASK])}, nor "
+                                   "module:function or FILE.py:function")  # fmt: skip
+            load_reward(name)
+        if name == TASK and builtin_task:
+            name = "binary"  # a built-in task's own reward is the seed's
+        terms.append(RewardTerm(name, weight))
+    if len({t.name for t in terms}) != len(terms):
+        raise GrpoLabError(f"--reward {spec!r} names a reward twice; give each once, with its weight")
+    return terms
+
+
+def load_reward(name: str):
+    """The function ``module:function`` or ``FILE.py:function`` names (imported), and what to record of it."""
+    from .errors import GrpoLabError
+    from .tasks.loading import TaskInfo, find_object, sha256
+
+    obj, source = find_object(name, "reward")
+    if not callable(obj):
+        raise GrpoLabError(f"--reward {name}: {type(obj).__name__} is not a function")
+    label = getattr(obj, "__name__", name.rsplit(":", 1)[-1])
+    return obj, TaskInfo(label, "", str(source), sha256(source), name)

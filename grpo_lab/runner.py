@@ -40,13 +40,7 @@ class RunOutcome:
 
 def datasets_for(config: RunConfig) -> tuple[list[tasks.Problem], list[tasks.Problem]]:
     """The run's training problems and held-out problems of the same kind (none of them in training)."""
-    train_problems = tasks.generate_problems(
-        config.dataset_type, config.n_samples, config.min_num, config.max_num, config.seed
-    )
-    held_out = tasks.held_out_problems(
-        config.dataset_type, config.eval_samples, train_problems, config.min_num, config.max_num, config.seed
-    )
-    return train_problems, held_out
+    return config.problem_sets()
 
 
 def set_threads(threads: int) -> None:
@@ -95,6 +89,7 @@ def execute(
     suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
     splits = {"train": train_problems, "held_out": held_out, **suites}
     events.on_splits(splits)
+    task = config.task_object() if config.task is not None else None  # None: the built-in rules, as always
 
     def run_evals(stage: str) -> None:
         for split, problems in splits.items():
@@ -110,6 +105,7 @@ def execute(
                 config.max_completion_length,
                 config.eval_batch_size,
                 on_progress=events.on_eval_progress,
+                task=task,
             )
             if launch.world_size() > 1:
                 everyone = sorted(launch.gather(list(zip(mine, result.predictions, strict=True))), key=lambda p: p[0])
@@ -170,7 +166,7 @@ class StoreRecorder(RunListener):
 
     def on_samples(self, step, samples):
         self._pending_samples += [
-            (step, i, s.prompt, s.completion, s.reward, s.advantage) for i, s in enumerate(samples)
+            (step, i, s.prompt, s.completion, s.reward, s.advantage, s.answer) for i, s in enumerate(samples)
         ]
 
     def on_eval(self, stage, result):
@@ -290,6 +286,7 @@ def record_run(
             sweep = {"sweep_id": queued.sweep_id, "arm": queued.arm} if queued else {}
             row = _run_row(
                 wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
+                task=json.dumps(task_record(config)),
                 exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
                 criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
@@ -341,6 +338,20 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
             tracking.finish(wb, final, life.exit_code)
             return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
     return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
+
+
+def task_record(config: RunConfig) -> dict:
+    """What a run records about the code that made its problems and rewards: the task (name, version, source
+    file, SHA-256) and every reward --reward added from a module or file."""
+    from .rewards import REWARDS, TASK, load_reward, parse_spec
+
+    rewards = []
+    for term in parse_spec(config.reward, builtin_task=config.task is None):
+        if term.name not in REWARDS and term.name != TASK:
+            rewards.append({**load_reward(term.name)[1].to_dict(), "weight": term.weight})
+        else:
+            rewards.append({"name": term.name, "weight": term.weight})
+    return {"task": config.task_info().to_dict(), "rewards": rewards}
 
 
 RESUMABLE = ("interrupted", "crashed", "failed")

@@ -113,7 +113,7 @@ class SweepSpec:
         """Every run, seed-major (all arms of seed 1 first), each configuration resolved and checked."""
         runs = []
         for seed, arm in itertools.product(self.seeds, self.arms):
-            values = {**self.base, **arm.flags, "seed": seed, "exp_name": self.exp_name(arm.name)}
+            values = {**merge_flags(self.base, arm.flags), "seed": seed, "exp_name": self.exp_name(arm.name)}
             if self.tags:
                 values["tags"] = list(dict.fromkeys([*self.tags, *values.get("tags", [])]))
             try:
@@ -202,6 +202,8 @@ def parse_set_option(values: list[str]) -> dict[str, Any]:
 
 
 def _scalar(text: str) -> Any:
+    if text.lower() in ("true", "false"):  # a switch: --grid mask_truncated_completions=true,false
+        return text.lower() == "true"
     for kind in (int, float):
         try:
             return kind(text)
@@ -245,8 +247,31 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return dict(value)
 
 
+TRL_PREFIX = "trl."  # a grid or flag key trl.KEY sets --trl KEY=VALUE
+
+
+def merge_flags(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Flags of a run from its layers (the sweep's base, then its arm): a later layer wins, and --trl fields merge
+    key by key, whether given as ``trl = {delta = 1.5}`` or as ``trl.delta``."""
+    out: dict[str, Any] = {}
+    trl: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "trl":
+                trl.update(value)
+            elif key.startswith(TRL_PREFIX):
+                trl[key.removeprefix(TRL_PREFIX)] = value
+            else:
+                out[key] = value
+    if trl:
+        out["trl"] = trl
+    return out
+
+
 def _check_flags(flags: dict[str, Any], where: str) -> None:
-    unknown = sorted(set(flags) - FLAGS)
+    if "trl" in flags and not isinstance(flags["trl"], dict):
+        raise ConfigError(f"{where}: trl must be a table of TRL fields, e.g. trl = {{delta = 1.5}}")
+    unknown = sorted(k for k in set(flags) - FLAGS if not (k.startswith(TRL_PREFIX) and len(k) > len(TRL_PREFIX)))
     if unknown:
         raise ConfigError(f"{where}: unknown flags {', '.join(unknown)}; `grpo-lab run --help` lists them")
     fixed = sorted(set(flags) & NOT_SWEPT)
@@ -358,6 +383,15 @@ def check(spec: SweepSpec) -> list[PlannedRun]:
             if spec.baseline is None:
                 raise ConfigError(f"sweep {spec.name}, arm {arm.name}: a compare criterion needs a baseline arm")
             parse_compare(arm.compare, f"sweep {spec.name}, arm {arm.name}")
+    for arm in spec.arms:  # TRL's own checks, once per arm, where a GRPO setting is not the seed's
+        config = first[arm.name].config
+        if config.differs_from_seed():
+            from .training import check_with_trl
+
+            try:
+                check_with_trl(config)
+            except GrpoLabError as exc:
+                raise ConfigError(f"sweep {spec.name}, arm {arm.name}: {exc}") from None
     if spec.metric is not None:
         sets = first[spec.arms[0].name].config.evaluated_sets()
         from .metrics import valid_names

@@ -1,4 +1,5 @@
 import random
+import re
 
 import pytest
 
@@ -117,14 +118,41 @@ def test_answer_complete_never_fires_before_the_answer_is_fixed():
                 break
 
 
-def test_one_registry_names_every_reward_and_the_flag_offers_exactly_those():
+def test_one_registry_names_every_reward_and_the_flag_takes_exactly_those():
     from grpo_lab.config import config_fields
-    from grpo_lab.rewards import REWARDS, reward_function
+    from grpo_lab.rewards import REWARDS, RewardTerm, parse_spec, reward_function
 
-    (choices,) = [meta["choices"] for name, _, _, meta in config_fields() if name == "reward"]
-    assert choices == tuple(REWARDS) == ("binary", "partial")
+    (help_text,) = [meta["help"] for name, _, _, meta in config_fields() if name == "reward"]
+    assert tuple(REWARDS) == ("binary", "partial") and all(name in help_text for name in REWARDS)
     for name in REWARDS:
         assert reward_function(name).__name__ == f"{name}_reward"  # TRL logs rewards/<name>_reward/mean
+        assert parse_spec(name) == [RewardTerm(name, 1.0)]
+    assert parse_spec("partial+binary*0.5") == [RewardTerm("partial"), RewardTerm("binary", 0.5)]
+    assert parse_spec("task") == [RewardTerm("binary")]  # a built-in task's own reward is the seed's
+    assert parse_spec("task", builtin_task=False) == [RewardTerm("task")]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "--reward is empty"),
+        ("dense", "is not one of: binary, partial, task"),
+        ("binary*x", "the weight 'x' is not a number"),
+        ("binary*inf", "is not a finite number"),
+        ("binary+binary", "names a reward twice"),
+        ("no_such_module:f", "no module no_such_module"),
+        ("grpo_lab.rewards:no_such", "the module has no 'no_such'"),
+        ("grpo_lab.rewards:REWARDS", "dict is not a function"),
+        ("missing.py:f", "no such file"),
+        ("*2", "write NAME or NAME*WEIGHT"),
+    ],
+)
+def test_bad_reward_specs_are_one_line(spec, message):
+    from grpo_lab.errors import GrpoLabError
+    from grpo_lab.rewards import parse_spec
+
+    with pytest.raises(GrpoLabError, match=re.escape(message)):
+        parse_spec(spec)
 
 
 def test_without_task_types_every_row_is_arithmetic():

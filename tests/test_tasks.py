@@ -6,6 +6,7 @@ import pytest
 
 from grpo_lab import suites, tasks
 from grpo_lab.errors import ConfigError, GrpoLabError
+from grpo_lab.tasks import arithmetic
 
 
 def test_arithmetic_prompts_are_exactly_the_seeds():
@@ -277,8 +278,8 @@ def test_held_out_problems_keep_to_the_range_and_the_kind():
         tasks.held_out_problems("small_numbers", 5, [], 0, 20)
 
 
-@pytest.mark.parametrize("space", [tasks._comparison_space(3, 6), tasks._arithmetic_space(-2, 1),
-                                   tasks._counting_space()])  # fmt: skip
+@pytest.mark.parametrize("space", [arithmetic._comparison_space(3, 6), arithmetic._arithmetic_space(-2, 1),
+                                   arithmetic._counting_space()])  # fmt: skip
 def test_a_space_numbers_every_problem_once_and_knows_what_is_not_in_it(space):
     prompts = [space.make(i).prompt for i in range(space.size)]
     assert len(set(prompts)) == space.size

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from grpo_lab import evaluation, models, tasks, training
+from grpo_lab import evaluation, models, rewards, tasks, training
 from grpo_lab.config import RunConfig
 from grpo_lab.errors import GrpoLabError
 from grpo_lab.rewards import binary_reward
@@ -122,7 +122,7 @@ def test_each_completion_is_scored_against_its_own_prompts_answer(tmp_path, monk
         return binary_reward(completions, answer=answer, task_type=task_type)
 
     checking_reward.__name__ = "binary_reward"
-    monkeypatch.setattr(training, "reward_function", lambda name: checking_reward)
+    monkeypatch.setitem(rewards.REWARDS, "binary", checking_reward)
     quick_train(tmp_path, max_steps=3)
     assert len(seen) == 3
     for batch in seen:

@@ -96,6 +96,7 @@ class Run(SQLModel, table=True):
     sweep_id: str | None = None  # the sweep this run belongs to (m005)
     arm: str | None = None  # its arm in that sweep
     superseded: bool = False  # a later attempt of the same sweep arm and seed replaced it (kept, never deleted)
+    task: str | None = None  # JSON: the task and the rewards' code (name, version, source file, SHA-256) (m008)
 
 
 class Sweep(SQLModel, table=True):
@@ -130,6 +131,7 @@ class Sample(SQLModel, table=True):
     completion: str = ""
     reward: float = 0.0
     advantage: float = 0.0
+    extracted: str | None = None  # the answer the completion gives, by its task's rule (m008)
 
 
 class Result(SQLModel, table=True):
@@ -345,6 +347,55 @@ def m005_sweeps(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE run ADD COLUMN arm VARCHAR"))
     conn.execute(text("ALTER TABLE run ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE"))
     conn.execute(text("CREATE INDEX ix_run_sweep ON run (sweep_id)"))
+
+
+@migration
+def m008_tasks_and_knobs(conn: Connection) -> None:
+    """GRPO settings as flags, tasks, and the answer of each sample.
+
+    Before this step grpo-lab gave TRL fixed values for the settings that are flags since (loss_type grpo,
+    scale_rewards group, warmup 0.1, weight decay 0.01, max_grad_norm 1.0) and left the rest at TRL's defaults;
+    every run and queued run recorded before gets them in its configuration, not guessed but as they were, with
+    an ``upgrade_note`` saying so (and which TRL the run used). Its task is its built-in dataset type, its held-out
+    suites the v1 ones (--reserve), and it had no --trl fields. Samples get the column for the answer each gives;
+    runs get the column recording their task's and rewards' code."""
+    conn.execute(text("ALTER TABLE run ADD COLUMN task VARCHAR"))
+    conn.execute(text("ALTER TABLE sample ADD COLUMN extracted VARCHAR"))
+    filled = {
+        "loss_type": "grpo",
+        "scale_rewards": "group",
+        "importance_sampling_level": "token",
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "num_iterations": 1,
+        "mask_truncated_completions": False,
+        "top_p": 1.0,
+        "top_k": 0,
+        "min_p": None,
+        "repetition_penalty": 1.0,
+        "lr_scheduler_type": "linear",
+        "warmup": 0.1,
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        "task": None,
+        "trl": {},
+        "reserve": ["arith-v1", "mixed-v1"],
+    }  # fmt: skip  (frozen here: config.SEED_GRPO may change later)
+    updates = []
+    for run_id, raw_config, raw_versions in conn.execute(text("SELECT id, config, versions FROM run")).all():
+        config = json.loads(raw_config)
+        missing = [k for k in filled if k not in config]
+        if not missing or not config:
+            continue
+        trl = json.loads(raw_versions or "{}").get("trl", "unknown")
+        config.update({k: filled[k] for k in missing})
+        config["upgrade_note"] = (
+            f"m008: {', '.join(missing)} were not flags when this run was recorded; these are the values grpo-lab "
+            f"gave TRL then (fixed, or TRL {trl}'s defaults)"
+        )
+        updates.append({"c": json.dumps(config), "i": run_id})
+    if updates:
+        conn.execute(text("UPDATE run SET config = :c WHERE id = :i"), updates)
 
 
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
@@ -617,16 +668,17 @@ class Store:
         self,
         run_id: str,
         steps: Iterable[tuple[int, dict[str, float]]] = (),
-        samples: Iterable[tuple[int, int, str, str, float, float]] = (),
+        samples: Iterable[tuple] = (),
         results: Iterable[tuple[str, str, str, str, int, int]] = (),
         predictions: Iterable[tuple[str, str, int, Any]] = (),
     ) -> None:
         """Add steps, samples and results for a run in one transaction, as bulk inserts."""
         step_rows = [{"run_id": run_id, "step": st, "metrics": json.dumps(m)} for st, m in steps]
-        sample_rows = [
-            {"run_id": run_id, "step": st, "idx": i, "prompt": p, "completion": c, "reward": r, "advantage": a}
-            for st, i, p, c, r, a in samples
-        ]
+        sample_rows = [  # (step, idx, prompt, completion, reward, advantage[, extracted answer])
+            {"run_id": run_id, "step": st, "idx": i, "prompt": p, "completion": c, "reward": r, "advantage": a,
+             "extracted": rest[0] if rest else None}
+            for st, i, p, c, r, a, *rest in samples
+        ]  # fmt: skip
         result_rows = [
             {"run_id": run_id, "stage": st, "split": sp, "dimension": d, "grp": g, "correct": c, "total": t}
             for st, sp, d, g, c, t in results

@@ -1,13 +1,13 @@
-"""Task datasets: arithmetic, small_numbers and mixed (arithmetic + counting + comparison).
+"""The built-in tasks: arithmetic, small_numbers and mixed (arithmetic + counting + comparison), the seed's datasets.
 
 Every problem is a row with the columns GRPOTrainer passes through to the reward functions:
 ``prompt``, ``answer`` (the expected answer as a string), ``task_type`` and ``operation``.
 Problems are drawn without replacement from the space the ranges allow, so a dataset never
 holds the same problem twice, and the same seed always gives the same rows in the same order.
 
-No training set and no run's own held-out split ever contains a problem of a built-in evaluation
-suite (suites.reserved_prompts): those problems are cut out of every space before sampling, so a
-suite score is always a score on problems the model was never trained on.
+No training set and no run's own held-out split ever contains a problem of the built-in evaluation suites the
+run reserves (``--reserve``; by default every v1 suite, suites.reserved_prompts): those problems are cut out of
+every space before sampling, so a suite score is always a score on problems the model was never trained on.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import random
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .base import Problem, Task
 
 DATASET_TYPES = ("arithmetic", "mixed", "small_numbers")
 OPS = ("+", "-", "*")
@@ -28,24 +30,6 @@ COUNT_WORDS = (
     "car", "red", "star", "milk", "rain", "door", "hat", "cup", "pen", "box",
 )  # fmt: skip
 COUNT_RANGE = (1, 10)
-
-
-@dataclass(frozen=True)
-class Problem:
-    prompt: str
-    answer: str
-    task_type: str  # arithmetic | counting | comparison
-    operation: str  # + - * / for arithmetic, else the task type
-    difficulty: str = ""
-
-    def row(self) -> dict[str, str]:
-        return {
-            "prompt": self.prompt,
-            "answer": self.answer,
-            "task_type": self.task_type,
-            "operation": self.operation,
-            "difficulty": self.difficulty,
-        }
 
 
 def arithmetic_prompt(a: int, op: str, b: int) -> str:
@@ -196,11 +180,12 @@ def _nth_free(j: int, excluded: list[int]) -> int:
     return lo
 
 
-def reserved() -> frozenset[str]:
-    """Prompts no training set or own held-out split may contain: every built-in suite's problems."""
-    from .suites import reserved_prompts  # suites imports this module
+def reserved(suites: Collection[str] | None = None) -> frozenset[str]:
+    """Prompts no training set or own held-out split may contain: the problems of ``suites`` (built-in suite names;
+    None: every v1 suite, the reservation of every run recorded before --reserve existed)."""
+    from ..suites import reserved_prompts  # suites imports this module
 
-    return reserved_prompts()
+    return reserved_prompts() if suites is None else reserved_prompts(tuple(suites))
 
 
 def resolve_range(dataset_type: str, min_num: int | None, max_num: int | None) -> tuple[int, int]:
@@ -243,10 +228,10 @@ def operations(dataset_type: str) -> list[str]:
     return sorted({*OPS, "count", "compare"} if dataset_type == "mixed" else OPS)
 
 
-def max_samples(dataset_type: str, lo: int, hi: int) -> int:
+def max_samples(dataset_type: str, lo: int, hi: int, reserve: Collection[str] | None = None) -> int:
     """The largest n_samples for which every part of the dataset has enough distinct problems, not
-    counting the problems of the built-in suites, which training never uses."""
-    exclude = reserved()
+    counting the problems of the reserved built-in suites, which training never uses."""
+    exclude = reserved(reserve)
     plan = _plan(dataset_type, 0, lo, hi)
     sizes = [_available(space, exclude) for space, _ in plan]
     n = sum(sizes)
@@ -255,12 +240,12 @@ def max_samples(dataset_type: str, lo: int, hi: int) -> int:
     return n
 
 
-def check_samples(dataset_type: str, n_samples: int, lo: int, hi: int) -> None:
+def check_samples(dataset_type: str, n_samples: int, lo: int, hi: int, reserve: Collection[str] | None = None) -> None:
     if n_samples < 1:
         raise ConfigError(f"--n_samples must be at least 1 (got {n_samples})")
-    exclude = reserved()
+    exclude = reserved(reserve)
     if any(k > _available(space, exclude) for space, k in _plan(dataset_type, n_samples, lo, hi)):
-        top = max_samples(dataset_type, lo, hi)
+        top = max_samples(dataset_type, lo, hi, reserve)
         raise ConfigError(
             f"--n_samples {n_samples} exceeds the {top} distinct {dataset_type} problems that "
             f"operands {lo}-{hi} allow outside the evaluation suites; lower --n_samples or widen --min_num/--max_num"
@@ -268,13 +253,15 @@ def check_samples(dataset_type: str, n_samples: int, lo: int, hi: int) -> None:
 
 
 def generate_problems(
-    dataset_type: str, n_samples: int, min_num: int | None = None, max_num: int | None = None, seed: int = 42
-) -> list[Problem]:
-    """``n_samples`` distinct problems in a seeded, shuffled order, none of them in a built-in suite."""
+    dataset_type: str, n_samples: int, min_num: int | None = None, max_num: int | None = None, seed: int = 42,
+    reserve: Collection[str] | None = None, exclude: Collection[str] = (),
+) -> list[Problem]:  # fmt: skip
+    """``n_samples`` distinct problems in a seeded, shuffled order, none of them in a reserved built-in suite (nor
+    among the prompts ``exclude`` names)."""
     lo, hi = resolve_range(dataset_type, min_num, max_num)
-    check_samples(dataset_type, n_samples, lo, hi)
+    check_samples(dataset_type, n_samples, lo, hi, reserve)
     rng = random.Random(seed)
-    exclude = reserved()
+    exclude = reserved(reserve) | frozenset(exclude)
     plan = _plan(dataset_type, n_samples, lo, hi)
     problems = [p for space, k in plan for p in _sample(rng, space, k, _excluded(space, exclude))]
     rng.shuffle(problems)
@@ -288,10 +275,12 @@ def held_out_problems(
     min_num: int | None = None,
     max_num: int | None = None,
     seed: int = 42,
+    reserve: Collection[str] | None = None,
 ) -> list[Problem]:
-    """Up to ``n`` problems from the same distribution as a training set, none of them in it nor in a suite."""
+    """Up to ``n`` problems from the same distribution as a training set, none of them in it nor in a reserved
+    suite."""
     lo, hi = resolve_range(dataset_type, min_num, max_num)
-    seen = reserved() | {p.prompt for p in exclude}
+    seen = reserved(reserve) | {p.prompt for p in exclude}
     rng = random.Random(f"held-out:{seed}")
     out = [p for space, k in _plan(dataset_type, n, lo, hi) for p in _sample(rng, space, k, _excluded(space, seen))]
     rng.shuffle(out)
@@ -302,6 +291,45 @@ def overlap(problems: Iterable[Problem], suite: Iterable[Problem]) -> int:
     """How many of ``problems`` (a training set) are also in ``suite``, by prompt."""
     prompts = {p.prompt for p in suite}
     return sum(p.prompt in prompts for p in problems)
+
+
+class Arithmetic(Task):
+    """A built-in dataset type as a task: the seed's arithmetic, small_numbers and mixed problems, with the seed's
+    answer extraction and rewards (``--reward binary`` or ``partial``)."""
+
+    version = "1"
+    space_version = 1
+
+    def __init__(self, dataset_type: str, min_num: int | None = None, max_num: int | None = None,
+                 reserve: Collection[str] | None = None):  # fmt: skip
+        if dataset_type not in DATASET_TYPES:
+            raise ConfigError(f"unknown --dataset_type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
+        self.name = dataset_type
+        self.lo, self.hi = resolve_range(dataset_type, min_num, max_num)
+        self.reserve = None if reserve is None else tuple(reserve)
+        self.space = f"{dataset_type}:{self.lo}-{self.hi}"
+        self.operations = tuple(operations(dataset_type))
+        self.description = {
+            "arithmetic": "a op b with + - * on the operand range (default 0-20)",
+            "small_numbers": "a op b with + - * on 0-10",
+            "mixed": "50% arithmetic, 25% counting words, 25% comparing two numbers",
+        }[dataset_type]
+
+    def problems(self, n: int, seed: Any, exclude: Collection[str] = ()) -> list[Problem]:
+        return generate_problems(self.name, n, self.lo, self.hi, seed, self.reserve, exclude)
+
+    def held_out(self, n: int, seed: Any, exclude: Collection[Problem] = ()) -> list[Problem]:
+        return held_out_problems(self.name, n, exclude, self.lo, self.hi, seed, self.reserve)
+
+    def extract(self, completion: str, problem: Problem) -> str | None:
+        from ..rewards import extract_answer
+
+        return extract_answer(completion, problem.task_type)
+
+    def complete(self, text: str, problem: Problem) -> bool:
+        from ..rewards import answer_complete
+
+        return answer_complete(text, problem.task_type)
 
 
 def to_dataset(problems: Sequence[Problem]):
