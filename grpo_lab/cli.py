@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import signal
 import sys
@@ -515,11 +516,14 @@ def compare_command(
     sweep: str = typer.Option(
         None, "--sweep", help="Only this sweep's runs (ID or name), grouped by arm, paired against its baseline arm."
     ),
+    run_verdicts: bool = typer.Option(
+        False, "--run-verdicts", "--run_verdicts", help="With --sweep: each arm's per-run verdicts, not the arm's."
+    ),
     fmt: str = format_option(),
     db: str = db_option(),
 ):
     """One row per run, newest first (as runs lists them): the config columns that differ, results, verdict and
-    diagnostics."""
+    diagnostics. With --sweep, the answer first: each arm's difference, interval and verdict, as a forest plot."""
     from . import compare as cmp
 
     fmt = _format(fmt)
@@ -539,19 +543,47 @@ def compare_command(
     page = cmp.PAGE if limit is None and fmt in ("table", "plain", "md") else None  # programs get every row
     table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit or None, all_columns, group_by_seed, page)
     tables = [table]
+    human = fmt in ("table", "plain", "md")
     if baseline or (record and record["baseline"]):
         rows = cmp.fetch_rows(fetch, run_ids, where, tag, last)
         if baseline or record is None:
             paired = cmp.paired_table(rows, baseline, metric)
         else:
             paired = sw.paired_with_verdicts(rows, record, metric)
-        tables = [table, paired] if fmt in ("table", "plain", "md") else [paired]  # one table for programs
+            if not run_verdicts:  # each arm's verdict, not its runs'
+                by_arm = {p["name"]: p.get("verdict_words") or p.get("verdict") for p in paired.rows}
+                for row in table.rows:
+                    row["verdict"] = by_arm.get(row["name"], "baseline")
+            if human and "verdict_words" in (paired.rows[0] if paired.rows else {}):
+                _headline(paired, record, fmt)
+        if human:
+            paired = cmp.same_on_every_row(paired)
+        tables = [table, paired] if human else [paired]  # one table for programs
     for t in tables:
         _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
     if table.selected is not None and table.selected > len(table.rows):
         _notices([f"showing the first {len(table.rows)} of {table.selected:,} runs; --limit 0 shows them all, "
                   "--limit N that many"])  # fmt: skip
     _say_if_empty(rows_of, len(table.rows))
+
+
+def _headline(paired, record, fmt: str) -> None:
+    """compare --sweep's answer, before its tables: one forest-plot line per arm (difference, interval, drawn on
+    one axis with zero and the pre-registered thresholds) and its verdict in words below it."""
+    from . import answer
+    from .display import console
+
+    name = record["name"]
+    model = answer.forest(paired.rows, paired.points, metric=record["metric"] or "")
+    for row in model.rows:
+        row.arm = row.arm.removeprefix(f"{name}_")
+    width = min(console.width, 100) if fmt == "table" else 80
+    unit = ", points" if model.points else ""
+    title = f"Answer ({model.metric}, arm minus baseline{unit}, 95% interval, paired by seed):"
+    lines = [title, *answer.forest_text(model, width)]
+    if fmt == "md":
+        lines = [f"**{title}**", "", "```text", *lines[1:], "```"]
+    sys.stdout.write("\n".join(lines) + "\n\n")
 
 
 @app.command()
@@ -650,6 +682,19 @@ def sweep(
     timeout_min: int = typer.Option(120, "--timeout_min", "--timeout-min", help="Slurm time limit per run."),
     dry_run: bool = typer.Option(False, "--dry_run", "--dry-run", help="Print every run's command; run nothing."),
     wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled, for every run."),
+    pilot_sd: float = typer.Option(
+        None,
+        "--pilot-sd",
+        "--pilot_sd",
+        help="The sd of the paired differences (metric units) the power plan assumes \\[default: from --pilot, or the "
+        "sweep's own finished baseline runs]",
+    ),  # fmt: skip
+    pilot: str = typer.Option(
+        None, "--pilot", help="An earlier sweep (ID or name) whose paired differences give the sd."
+    ),
+    underpowered: bool = typer.Option(
+        False, "--underpowered", help="Run even if an arm's seeds cannot reach its criterion's significance (recorded)."
+    ),
     db: str = db_option(),
 ):
     """Run a grid of flags x seeds as one experiment: queued in the store, resumable, in parallel or on Slurm.
@@ -723,10 +768,28 @@ def sweep(
             data["arms"] = {"all": {}}
             del data["grid"]
         spec, source = sw.build({k: v for k, v in data.items() if v is not None}, "the sweep options"), "inline"
-    _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db)
+    if pilot_sd is not None and (not math.isfinite(pilot_sd) or pilot_sd <= 0):
+        raise GrpoLabError(f"--pilot-sd must be a positive number in the metric's units (got {pilot_sd})")
+    _refuse_blank(pilot=pilot)
+    power = (pilot_sd, pilot, underpowered)
+    _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db, power)
 
 
-def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db) -> None:
+def _power(spec, db, pilot_sd, pilot):
+    """The sweep's power plan: with the sd from --pilot-sd, --pilot SWEEP, or its own finished baseline runs."""
+    from . import sweep as sw
+
+    if pilot_sd is not None:
+        return sw.power_plan(spec, pilot_sd, "--pilot-sd")
+    store = _open(db) if _store_exists(db) else None
+    if pilot is not None and store is None:
+        raise GrpoLabError(f"--pilot {pilot}: there is no store here to find that sweep in; give --db")
+    sd, source = sw.pilot_sd(store, spec, pilot)
+    return sw.power_plan(spec, sd, source)
+
+
+def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, dry_run, wandb, db,
+               power=(None, None, False)) -> None:  # fmt: skip
     import shlex
     from pathlib import Path
 
@@ -735,6 +798,16 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
     from .tracking import choose_mode
 
     planned = sw.plan_with_threads(spec, parallel)
+    pilot_sd, pilot, underpowered = power
+    plan = _power(spec, db, pilot_sd, pilot) if spec.baseline is not None else None
+    if plan is not None:
+        for line in sw.power_lines(plan):
+            console.print(esc(line), soft_wrap=True)
+        if plan.underpowered and not underpowered:
+            names = ", ".join(a.arm for a in plan.underpowered)
+            raise GrpoLabError(f"sweep {spec.name}: {names} cannot reach their criteria's significance with "
+                               f"{len(spec.seeds)} seeds (above); add seeds, or run it anyway with --underpowered "
+                               "(recorded)")  # fmt: skip
     if dry_run:
         for p in planned:
             arm = spec.arm(p.arm)
@@ -748,7 +821,7 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
         return
     mode = choose_mode(wandb)
     store = _open(db, write=True, create=True)
-    queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode)
+    queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode, plan, underpowered)
     sweep_row = queued.sweep
     verb = "recorded" if queued.new else "resumed"
     console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {len(queued.to_run)} runs to start, "

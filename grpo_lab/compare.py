@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import diagnostics, filters, metrics, stats
+from . import answer, diagnostics, filters, metrics, stats
 from .config import config_fields
 from .diagnostics import diagnose
 from .errors import GrpoLabError
@@ -30,7 +30,7 @@ RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": 
 CONFIG_FIELDS = [name for name, *_ in config_fields()]
 HEADLINE = ["final_reward", "zero_std", "kl", "kl_last", "grad_norm", "steps", "train_acc", "train_acc_before",
             "train_acc_gain", "held_out", "held_out_before", "held_out_gain"]  # fmt: skip
-SEED_INDEPENDENT = {"seed", "output_dir"}  # what may differ between runs that --group-by-seed collapses
+SEED_INDEPENDENT = {"seed", "output_dir", "upgrade_note"}  # what may differ between runs that --group-by-seed collapses
 SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 # table: fitted to the terminal; plain: aligned text, every value whole (the default when piped); tsv: the same
 # cells tab-separated (cut, awk -F'\t'); md: a Markdown table; csv and json: raw numbers for programs.
@@ -96,6 +96,7 @@ class Table:
     marked: set[str] = field(default_factory=set)  # columns whose cells get OLD_MARK on pre-m004 runs
     changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
     selected: int | None = None  # when a page was shown: how many runs the filters selected in all
+    points: bool = False  # a paired table of accuracies: differences in percentage points
 
 
 def _seed_key(row: dict[str, Any]) -> str:
@@ -290,13 +291,47 @@ def paired_table(rows: list[dict[str, Any]], baseline: str, metric: str | None =
     tested = [r for r in out if r["p"] is not None]
     for r, adjusted in zip(tested, stats.holm([r["p"] for r in tested]), strict=True):
         r["p_holm"] = adjusted
-    columns = ["name", "id", "n", "seeds", "baseline", "value", "diff", "ci95", "p", "p_holm", "note", "unpaired"]
-    percent = {"baseline", "value", "diff", "ci95"} if is_acc else set()
+    for r in out:
+        r["mde"] = detectable(r.get("per_seed") or [], len(tested))
+    columns = ["name", "id", "n", "seeds", "baseline", "value", "diff", "ci95", "mde", "p", "p_holm", "note",
+               "unpaired"]  # fmt: skip
+    percent = {"baseline", "value", "diff", "ci95", "mde"} if is_acc else set()
     title = (
         f"Paired by seed: {metric} minus baseline {base_name} (95% interval: t; p: exact two-sided sign-flip "
-        f"permutation test; p_holm: Holm-adjusted over the {len(tested)} groups)"
+        f"permutation test; p_holm: Holm-adjusted over the {len(tested)} groups; mde: the difference these seeds "
+        f"detect 80% of the time at p_holm < {answer.ALPHA:g})"
     )
-    return Table(columns, out, percent, title=title)
+    table = Table(columns, out, percent, title=title)
+    table.points = is_acc
+    return table
+
+
+def detectable(diffs: list[float], arms: int, alpha: float = answer.ALPHA) -> float | None:
+    """The minimum detectable effect of a paired comparison, in the metric's units: the standardized MDE of its n
+    seeds at Holm's alpha over ``arms`` (stats.mde) times the sd of its paired differences; None when its seeds
+    cannot reach that significance at all, or it has fewer than 2 pairs."""
+    if len(diffs) < 2 or arms < 1:
+        return None
+    sd = statistics.stdev(diffs)
+    standardized = stats.mde(len(diffs), arms, alpha)
+    return None if standardized is None or sd == 0 else standardized * sd
+
+
+def same_on_every_row(table: Table, columns: tuple[str, ...] = ("n", "seeds", "baseline", "note", "unpaired")) -> Table:
+    """A paired table with the columns whose every cell is the same taken out and said once, in the title."""
+    if len(table.rows) < 2:
+        return table
+    said = []
+    for col in columns:
+        cells = {cell(table, row, col) for row in table.rows}
+        if col in table.columns and len(cells) == 1:
+            (value,) = cells
+            table.columns = [c for c in table.columns if c != col]
+            if value != "-":
+                said.append(f"{col} {value}")
+    if said:
+        table.title += "; every row: " + "; ".join(said)
+    return table
 
 
 def _note(result: stats.Paired) -> str:
@@ -424,6 +459,8 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
     if col in table.percent and isinstance(value, int | float):
         if col == "diff":  # a difference of two accuracies, in percentage points
             return f"{100 * value:+.1f} pt" + (f" ± {100 * sd:.1f}" if sd is not None else "")
+        if col == "mde":
+            return f"{100 * value:.1f} pt"
         return metrics.pct(value) + (f" ± {100 * sd:.1f}" if sd is not None else "") + mark
     if isinstance(value, float):
         if col == "duration":
@@ -503,6 +540,7 @@ def _raw_columns(table: Table) -> list[str]:
             cols.append(f"{c}_sd")
     if "p" in table.columns:
         cols += ["min_p", "per_seed"]
+        cols += [k for k in ("arm", "verdict_words", "thresholds") if any(k in r for r in table.rows)]
     elif table.marked:
         cols.append("suites_disjoint")
     return cols
@@ -538,7 +576,8 @@ SHORT_HEADERS = {"learning_rate": "lr", "num_generations": "gens", "batch_size":
                  "model_name": "model"}  # fmt: skip
 # What the terminal keeps longest: lower first. Config columns that vary come right after the results that
 # matter; the ones that differ between any two runs without changing the experiment go first.
-_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "p": 5, "p_holm": 4,
+_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "mde": 5, "p": 5,
+             "p_holm": 4,
              "baseline": 6, "value": 7, "note": 8, "final_reward": 30, "diagnostics": 31, "status": 32,
              "train_acc": 40, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
              "seed": 80, "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip

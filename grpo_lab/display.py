@@ -71,8 +71,12 @@ OLD_RUN_NOTE = (
 def verdict_text(run) -> str | None:
     if not run.verdict:
         return None
+    from .answer import run_claim
+
     colour = {"confirmed": "green", "rejected": "red"}.get(run.verdict, "yellow")
-    return f"[{colour}]{run.verdict}[/]" + (f": {esc(run.verdict_detail)}" if run.verdict_detail else "")
+    words = run_claim(run.criteria)  # what was tested, in words, beside the verdict
+    return ((f"{esc(words)}: " if words else "") + f"[{colour}]{run.verdict}[/]"
+            + (f" ({esc(run.verdict_detail)})" if run.verdict_detail else ""))  # fmt: skip
 
 
 class LiveView(RunListener):

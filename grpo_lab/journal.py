@@ -12,6 +12,7 @@ interruption changes nothing, and the next render removes temporary files a kill
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -23,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import answer, paths
 from . import metrics as metric_names
-from . import paths
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .provenance import without_password
@@ -207,8 +208,10 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
                       for n in notes if n.kind == kind] for kind in ("result", "learning", "comment")}  # fmt: skip
     verdict = None
     if run.verdict:
-        verdict = {"status": run.verdict, "detail": run.verdict_detail or "",
+        words = answer.run_claim(run.criteria)  # what was tested, in words, beside the verdict
+        verdict = {"status": run.verdict, "detail": run.verdict_detail or "", "claim": words,
                    "sentence": (f"Verdict unchecked ({run.verdict_detail})" if run.verdict == "unchecked"
+                                else f"Hypothesis ({words}) {run.verdict}: {run.verdict_detail}" if words
                                 else f"Hypothesis {run.verdict}: {run.verdict_detail}")}  # fmt: skip
     return defuse(
         {
@@ -242,9 +245,39 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
             "plot": plot,
             "report": f"{report}#run={run.id}" if report else None,
             "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
+            "task": task_line(run.task),
             "duration_s": run.duration_s,
         }
     )
+
+
+def task_line(recorded: str | None) -> str | None:
+    """Which task and rewards a run trained with, in words, when not only the built-in ones (None then):
+    ``sort-numbers v1 (examples/sort_task.py, sha256 fa46d23d3fef); rewards: task (sorted_reward, ...)``."""
+    import json
+
+    if not recorded:
+        return None
+    data = json.loads(recorded)
+    task, rewards = data.get("task") or {}, data.get("rewards") or []
+    custom = [r for r in rewards if r.get("source")]
+    if task.get("source", "").startswith("grpo_lab/") and not custom:
+        return None
+
+    def code(info: dict) -> str:
+        digest = f", sha256 {info['sha256'][:12]}" if info.get("sha256") else ""
+        return f"{info.get('source', '?')}{digest}"
+
+    terms = []
+    for r in rewards:
+        weight = "" if r.get("weight", 1.0) == 1.0 else f" x{r['weight']:g}"
+        if r.get("source"):
+            terms.append(f"{r['name']} ({code(r)}){weight}")
+        elif r.get("functions"):
+            terms.append(f"the task's ({', '.join(r['functions'])}){weight}")
+        else:
+            terms.append(f"{r['name']}{weight}")
+    return f"{task.get('name', '?')} v{task.get('version', '?')} ({code(task)}); rewards: {', '.join(terms)}"
 
 
 def user_text(text: str) -> str:
@@ -411,11 +444,16 @@ def sweep_context(store, record) -> dict[str, Any]:
     runs = store.sweep_runs(record.id)
     rows = sw.compare_rows(store, runs)
     arms_table = compare.to_markdown(compare.build_table(rows, group_by_seed=True)) if rows else "(no runs yet)"
-    paired, verdicts = None, {}
+    paired, verdicts, headline, model = None, {}, [], None
     if spec.baseline and any(r["arm"] != spec.baseline for r in rows) and rows:
         table = sw.paired_with_verdicts(rows, record)
-        paired = compare.to_markdown(table)
-        verdicts = {r["name"].removeprefix(f"{spec.name}_"): (r["verdict"], r["verdict_detail"]) for r in table.rows}
+        model = answer.forest(table.rows, table.points, spec.metric or "", spec.baseline)
+        for r in model.rows:
+            r.arm = r.arm.removeprefix(f"{spec.name}_")
+        headline = [headline_line(r, model) for r in model.rows]
+        paired = compare.to_markdown(compare.same_on_every_row(table))
+        verdicts = {r["name"].removeprefix(f"{spec.name}_"): (r["verdict"], r.get("verdict_words") or "")
+                    for r in table.rows}  # fmt: skip
     arms = []
     for arm in spec.arms:
         flags = " ".join(f"--{k} {v}" for k, v in arm.flags.items())
@@ -443,7 +481,61 @@ def sweep_context(store, record) -> dict[str, Any]:
         "arms": arms,
         "arms_table": arms_table.strip(),
         "paired_table": paired.strip() if paired else None,
+        "headline": headline,
+        "forest": None,  # set by render: the forest plot's file, beside the journal
+        "forest_model": model,
+        "power": json.loads(record.power) if getattr(record, "power", None) else None,
+        "underpowered": bool(getattr(record, "underpowered", False)),
     }
+
+
+def headline_line(row, model) -> str:
+    """One arm of a sweep's answer as a line: ``partial: +1.4 pt [+0.5, +2.3]: better than baseline: not shown,
+    p_holm 0.19; could have detected >= 2.1 pt``."""
+    unit = f" {model.unit}" if model.unit else ""
+    interval = f" [{model.shown(row.low)}, {model.shown(row.high)}]" if row.low is not None else ""
+    could = ""
+    if row.mde is not None:
+        could = f"; could have detected >= {abs(row.mde) * (100 if model.points else 1):.2g}{unit}"
+    return f"{row.arm}: {model.shown(row.diff)}{unit}{interval}: {row.words}{could}"
+
+
+def forest_png(model) -> bytes:
+    """The sweep's forest plot: each arm's difference from the baseline and its 95% interval on one axis, zero and
+    the pre-registered thresholds drawn, the verdict in words at the right (answer.forest's model)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = 100 if model.points else 1
+    rows = list(reversed(model.rows))  # the first arm on top
+    fig, (ax, words) = plt.subplots(1, 2, figsize=(10, 0.5 * len(rows) + 1.6), dpi=80, sharey=True,
+                                    gridspec_kw={"width_ratios": [3, 2]})  # fmt: skip
+    colors = {"confirmed": "tab:green", "rejected": "tab:red"}
+    for y, r in enumerate(rows):
+        color = colors.get(r.status, "tab:gray")
+        if r.low is not None and r.high is not None:
+            ax.plot([r.low * scale, r.high * scale], [y, y], color=color, lw=2)
+        if r.diff is not None:
+            ax.plot([r.diff * scale], [y], "o", color=color)
+        words.text(0, y, r.words, va="center", fontsize=8)
+    ax.axvline(0, color="black", lw=1)
+    for t in model.thresholds:
+        ax.axvline(t * scale, color="tab:orange", lw=1, ls="--")
+    ax.set_yticks(range(len(rows)), [r.arm for r in rows])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel(f"{model.metric}, arm minus baseline" + (" (points)" if model.points else ""))
+    ax.set_title("Difference and 95% interval, paired by seed", fontsize=10)
+    words.set_axis_off()
+    words.set_title("verdict (pre-registered criterion)", fontsize=10, loc="left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def render(
@@ -464,7 +556,12 @@ def render(
     if sweep is not None:
         record = store.find_sweep(sweep)
         block = f"sweep_{record.id}"
-        entries[block] = render_entry(load_template("sweep"), sweep_context(store, record), variable="sweep")
+        context = sweep_context(store, record)
+        if context["forest_model"] is not None and plots:
+            context["forest"] = f"assets/{block}.png"
+            if not to_stdout:
+                pngs[out.parent / "assets" / f"{block}.png"] = forest_png(context["forest_model"])
+        entries[block] = render_entry(load_template("sweep"), context, variable="sweep")
         first = [block]
         ids = [r.id for r in store.sweep_runs(record.id)]
         selection = Selection(ids or ["-"], (selection or Selection()).since, (selection or Selection()).tag)

@@ -349,6 +349,9 @@ def task_record(config: RunConfig) -> dict:
     for term in parse_spec(config.reward, builtin_task=config.task is None):
         if term.name not in REWARDS and term.name != TASK:
             rewards.append({**load_reward(term.name)[1].to_dict(), "weight": term.weight})
+        elif term.name == TASK:  # the task's own: its functions (their code is the task's file)
+            names = [getattr(fn, "__name__", "?") for fn, _ in config.task_object().reward_functions()]
+            rewards.append({"name": term.name, "functions": names, "weight": term.weight})
         else:
             rewards.append({"name": term.name, "weight": term.weight})
     return {"task": config.task_info().to_dict(), "rewards": rewards}

@@ -58,8 +58,8 @@ else:  # pragma: no cover
 
 PAIRED_FIELDS = ("diff", "ci_low", "ci_high", "p", "p_holm", "n", "value", "baseline")
 TOP_KEYS = {"name", "hypothesis", "preset", "seeds", "baseline", "metric", "tags", "base", "grid", "arms", "expected",
-            "criteria", "compare"}  # fmt: skip
-ARM_KEYS = {"flags", "hypothesis", "expected", "criteria", "compare"}
+            "criteria", "compare", "effect"}  # fmt: skip
+ARM_KEYS = {"flags", "hypothesis", "expected", "criteria", "compare", "effect"}
 FLAGS = {name for name, *_ in config_fields()}
 NOT_SWEPT = {"seed", "exp_name", "output_dir"}  # the sweep sets these for every run
 
@@ -72,6 +72,7 @@ class Arm:
     expected: str | None = None
     criteria: str | None = None  # per run, over its metrics
     compare: str | None = None  # per arm, paired against the baseline arm
+    effect: float | None = None  # the difference (in the metric's units) the arm should be able to detect
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,11 @@ class SweepSpec:
     tags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for arm in data["arms"]:  # a sweep written before effect sizes keeps its digest
+            if arm.get("effect") is None:
+                arm.pop("effect", None)
+        return data
 
     def digest(self) -> str:
         """What identifies the experiment: running the same spec again resumes it."""
@@ -227,6 +232,16 @@ def _value_texts(values: list[Any]) -> list[str]:
     return short if len(set(short)) == len(short) else [_flag_text(v, exact=True) for v in values]
 
 
+def _effect(value: Any, where: str) -> float | None:
+    """An arm's effect size: a positive number in the metric's units (0.02: two points of accuracy)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where}: effect must be a positive number in the metric's units, e.g. effect = 0.02 "
+                          f"(two points of accuracy); got {_shown(value)}")  # fmt: skip
+    return float(value)
+
+
 def _text(data: dict[str, Any], key: str, where: str, one_line: bool = False) -> str | None:
     """``data[key]``: absent, or text a person may see printed (no control characters)."""
     value = data.get(key)
@@ -344,6 +359,7 @@ def build(data: dict[str, Any], source: str = "the sweep") -> SweepSpec:
                 extra.get("expected", data.get("expected")),
                 extra.get("criteria", data.get("criteria")),
                 extra.get("compare", data.get("compare")),
+                _effect(extra.get("effect", data.get("effect")), f"{source} [arms.{arm_name}]"),
             )
         )
     seeds = parse_seeds(data.get("seeds", [42]))
@@ -495,7 +511,8 @@ def plan_with_threads(spec: SweepSpec, parallel: int) -> list[PlannedRun]:
     return split.plan()
 
 
-def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 1, wandb_mode: str = "disabled"):
+def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 1, wandb_mode: str = "disabled",
+          power: PowerPlan | None = None, underpowered: bool = False):  # fmt: skip
     """Record a new sweep with every run queued, or pick up the sweep this spec already is: its finished runs
     stay, its queued ones wait, and crashed, interrupted or failed ones get a new attempt (the old is kept)."""
     import shlex
@@ -514,7 +531,8 @@ def queue(store, spec: SweepSpec, source: str, argv: list[str], parallel: int = 
             )
         sweep = Sweep(id=new_run_id(), name=spec.name, hypothesis=spec.hypothesis, baseline=spec.baseline,
                       metric=spec.metric, spec=json.dumps(spec.to_dict()), digest=spec.digest(), source=source,
-                      command=shlex.join(redact_args(argv)), created_at=iso(now()))  # fmt: skip
+                      command=shlex.join(redact_args(argv)), created_at=iso(now()), underpowered=underpowered,
+                      power=json.dumps(power.to_dict()) if power else None)  # fmt: skip
         rows = [_queued_row(spec, sweep.id, p, argv, wandb_mode) for p in planned]
         store.create_sweep(sweep, rows)
         return Queued(sweep, [r.id for r in rows], 0, 0, True)
@@ -705,6 +723,113 @@ def estimate_seconds(store, spec: SweepSpec, planned: list[PlannedRun]) -> float
     return statistics.median(rates) * sum(p.config.total_steps for p in planned)
 
 
+# --- power: what the sweep can detect, before it runs ------------------------------------------------------------
+
+
+@dataclass
+class ArmPower:
+    arm: str
+    seeds: int
+    arms: int  # how many arms its p is Holm-adjusted over (1: its criterion uses the unadjusted p)
+    alpha: float
+    claim: str
+    reachable: bool  # whether its seeds can reach its criterion's significance at all (True without a p in it)
+    mde_sd: float | None  # the MDE in sds of the paired differences
+    mde: float | None = None  # ... in the metric's units, when the sd is known
+    effect: float | None = None
+    seeds_needed: int | None = None
+
+
+@dataclass
+class PowerPlan:
+    arms: list[ArmPower]
+    sd: float | None  # the sd of the paired differences assumed
+    sd_source: str  # where it came from
+    points: bool  # accuracy: shown in percentage points
+
+    @property
+    def underpowered(self) -> list[ArmPower]:
+        return [a for a in self.arms if not a.reachable]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def power_plan(spec: SweepSpec, sd: float | None = None, sd_source: str = "") -> PowerPlan:
+    """For every arm compared with the baseline: the significance its compare criterion asks for, whether its seeds
+    can reach it at all (n seeds give p >= 2/2^n, Holm multiplies the smallest by the number of arms), the
+    minimum detectable effect (stats.mde; in the metric's units when the sd of the paired differences is known),
+    and the seeds its ``effect`` needs."""
+    from . import answer, stats
+    from .metrics import parse
+
+    compared = [a for a in spec.arms if a.name != spec.baseline and spec.baseline is not None]
+    points = parse(spec.metric or "") is not None
+    out = []
+    for arm in compared:
+        alpha, holm = answer.alpha_of(arm.compare)
+        arms = len(compared) if holm else 1
+        n = len(spec.seeds)
+        mde_sd = stats.mde(n, arms, alpha)
+        reachable = stats.reachable(n, arms, alpha) or not answer.names_p(arm.compare)
+        plan = ArmPower(arm.name, n, arms, alpha, answer.claim(arm.compare, points), reachable, mde_sd,
+                        None if mde_sd is None or sd is None else mde_sd * sd, arm.effect)  # fmt: skip
+        if arm.effect is not None and sd:
+            plan.seeds_needed = stats.seeds_needed(arm.effect / sd, arms, alpha)
+        out.append(plan)
+    return PowerPlan(out, sd, sd_source, points)
+
+
+def pilot_sd(store, spec: SweepSpec, pilot: str | None = None) -> tuple[float | None, str]:
+    """The sd of the paired differences a power plan assumes: from an earlier sweep named ``pilot`` (the pooled sd
+    of its arms' paired differences on this sweep's metric), else from this sweep's own finished baseline runs (their
+    sd x sqrt 2: two independent runs' difference), else unknown."""
+    import statistics
+
+    if pilot is not None:
+        record = store.find_sweep(pilot)
+        rows = compare_rows(store, store.sweep_runs(record.id))
+        table = paired_with_verdicts(rows, record, spec.metric)
+        variances = [r["diff_sd"] ** 2 for r in table.rows if r.get("diff_sd") is not None]
+        if not variances:
+            raise GrpoLabError(f"--pilot {pilot}: that sweep has no paired differences on {spec.metric} yet")
+        return statistics.fmean(variances) ** 0.5, f"sweep {record.name}'s paired differences ({len(variances)} arms)"
+    existing = store.find_sweep_by_digest(spec.name, spec.digest()) if store is not None else None
+    if existing is not None and spec.baseline is not None:
+        values = [store.metrics(r.id).get(spec.metric) for r in store.sweep_runs(existing.id)
+                  if r.arm == spec.baseline and r.status == FINISHED]  # fmt: skip
+        values = [v for v in values if v is not None]
+        if len(values) >= 2:
+            return statistics.stdev(values) * 2**0.5, f"its {len(values)} finished baseline runs (sd x sqrt 2)"
+    return None, "unknown (give --pilot-sd SD or --pilot SWEEP for the MDE in the metric's units)"
+
+
+def power_lines(plan: PowerPlan) -> list[str]:
+    """The power plan as a person reads it before a sweep runs."""
+    unit = (lambda v: f"{100 * v:.2g} pt") if plan.points else (lambda v: f"{v:.3g}")
+    sd = f"sd of the paired differences {unit(plan.sd)} from {plan.sd_source}" if plan.sd else plan.sd_source
+    lines = [f"Power, before the runs (80% power, Holm over the arms compared; {sd}):"]
+    for a in plan.arms:
+        if not a.reachable:
+            floor = a.arms * 2 / 2**a.seeds
+            lines.append(f"  {a.arm}: {a.claim} at p{'_holm' if a.arms > 1 else ''} < {a.alpha:g} CANNOT be shown "
+                         f"with {a.seeds} seeds: the smallest p{'_holm' if a.arms > 1 else ''} they give is "
+                         f"{floor:.3g}")  # fmt: skip
+            continue
+        if a.mde_sd is None:  # an interval criterion, with too few seeds for any p-value test
+            lines.append(f"  {a.arm}: {a.claim}, {a.seeds} seeds: no effect reaches p_holm < {a.alpha:g} with them")
+            continue
+        mde = f"{unit(a.mde)} ({a.mde_sd:.2f} sd)" if a.mde is not None else f"{a.mde_sd:.2f} sd of the differences"
+        needed = ""
+        if a.effect is not None:
+            needed = (f"; its effect {unit(a.effect)} needs {a.seeds_needed} seeds" if a.seeds_needed
+                      else f"; its effect {unit(a.effect)}: seeds needed unknown without the sd" if plan.sd is None
+                      else f"; its effect {unit(a.effect)} needs more than 64 seeds")  # fmt: skip
+        lines.append(f"  {a.arm}: {a.claim}, {a.seeds} seeds, p{'_holm' if a.arms > 1 else ''} < {a.alpha:g}: "
+                     f"detects >= {mde}{needed}")  # fmt: skip
+    return lines
+
+
 # --- views ----------------------------------------------------------------------------------------------------
 
 
@@ -721,7 +846,8 @@ def scoped_fetch(fetch, sweep_id: str):
 def paired_with_verdicts(rows: list[dict[str, Any]], record, metric: str | None = None):
     """compare's paired table of a sweep against its baseline arm, with each arm's verdict from its ``compare``
     criterion (unchecked until every seed of both arms has finished)."""
-    from .compare import paired_table
+    from . import answer
+    from .compare import detectable, paired_table
 
     spec = from_record(record["spec"] if isinstance(record, dict) else record.spec)
     if spec.baseline is None:
@@ -735,14 +861,21 @@ def paired_with_verdicts(rows: list[dict[str, Any]], record, metric: str | None 
     for row in rows:
         finished.setdefault(row["arm"], 0)
         finished[row["arm"]] += row["status"] == FINISHED
+    tested = sum(r["p"] is not None for r in table.rows)
     for prow in table.rows:
         arm = spec.arm(prow["name"].removeprefix(f"{spec.name}_"))
         complete = finished.get(arm.name, 0) == len(spec.seeds) == finished.get(spec.baseline, 0)
         verdict = arm_verdict(arm, prow) if complete or arm.compare is None else run_criteria.Verdict(
             "unchecked", f"{finished.get(arm.name, 0)} of {len(spec.seeds)} seeds finished")  # fmt: skip
+        prow["arm"] = arm.name
         prow["verdict"], prow["verdict_detail"] = verdict.status, verdict.detail
         prow["criterion"] = arm.compare
-    table.columns += ["criterion", "verdict", "verdict_detail"]
+        prow["claim"] = answer.claim(arm.compare, table.points)
+        prow["verdict_words"] = answer.verdict_words(verdict.status, prow["claim"], prow, table.points)
+        prow["thresholds"] = answer.thresholds(arm.compare)
+        alpha, holm = answer.alpha_of(arm.compare)
+        prow["mde"] = detectable(prow.get("per_seed") or [], tested if holm else 1, alpha)
+    table.columns += ["claim", "verdict", "verdict_detail"]
     return table
 
 

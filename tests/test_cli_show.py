@@ -19,7 +19,7 @@ def test_show_prints_the_diagnostics(cli, isolated):
     store.finish_run("diag0001", "finished", metrics={"zero_std": 0.9}, verdict="rejected", verdict_detail="kl 2 > 1")
     out = cli("show", "diag0001", env={"COLUMNS": "250"}).stdout
     assert "warning no-kl: beta = 0" in out and "warning few-generations" in out and "warning zero-std" in out
-    assert "verdict     rejected: kl 2 > 1" in out
+    assert "verdict     rejected (kl 2 > 1)" in out
 
 
 def test_show_unknown_run_is_one_line_exit_2(cli, recorded_store):

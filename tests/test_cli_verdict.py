@@ -22,9 +22,9 @@ def row(db, run_id=None):
 @pytest.mark.parametrize(
     ("criteria", "verdict", "printed"),
     [
-        ("held_out >= 0 and steps = 2", "confirmed", "verdict: confirmed: held_out"),
-        ("arith-v1_gain > 0.99", "rejected", "verdict: rejected: arith-v1_gain"),
-        ("the model gets better", "unchecked", "verdict: unchecked: the criteria are free text"),
+        ("held_out >= 0 and steps = 2", "confirmed", "verdict: held_out >= 0% and steps = 2: confirmed (held_out"),
+        ("arith-v1_gain > 0.99", "rejected", "verdict: arith-v1 rises by > 99 pt: rejected (arith-v1_gain"),
+        ("the model gets better", "unchecked", "verdict: unchecked (the criteria are free text"),
     ],
 )
 def test_a_run_prints_and_stores_its_verdict(cli, isolated, criteria, verdict, printed):

@@ -119,7 +119,10 @@ Diagnostics:
 def test_the_results_line_states_the_computed_verdict(cli, store):
     out = cli("journal", "render", "reject01", "--stdout").stdout
     (results,) = [line for line in out.splitlines() if line.startswith("**Results**")]
-    assert results.startswith("**Results**: Hypothesis rejected: arith-v1 0.4 < 0.42. Achieved 45.0% held-out")
+    assert results.startswith(
+        "**Results**: Hypothesis (arith-v1 >= 42% and held_out rises) rejected: arith-v1 0.4 < "
+        "0.42. Achieved 45.0% held-out"
+    )  # the criterion in words beside the verdict
     assert "- Success criteria (written before the run): arith-v1 >= 0.42 and held_out_gain > 0 -> rejected" in out
 
 

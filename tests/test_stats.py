@@ -1,6 +1,7 @@
 """Paired statistics against hand-computed values."""
 
 import math
+import random
 
 import pytest
 
@@ -109,3 +110,50 @@ def test_exact_up_to_sixteen_pairs_sampled_beyond_reproducibly():
     assert stats.sign_flip_p([1.0] * 17) == sampled  # the same every time
     mixed = [1.0, -0.5, 0.25, 2.0, -1.5, 0.75, 1.25, -0.25, 0.5, 1.0, -2.0, 0.3, 0.7, -0.9, 1.1, 0.2, -0.4]
     assert stats.sign_flip_p(mixed)[0] == pytest.approx(0.42706286468567656, abs=1e-12)
+
+
+# --- power -----------------------------------------------------------------------------------------------------------
+
+
+def _holm_power(effect: float, n: int, arms: int, alpha: float, reps: int, seed: int) -> float:
+    """The share of simulated sweeps in which Holm over ``arms`` arms (one with the effect, the others null)
+    confirms the arm with the effect: the production sign-flip p-values and Holm, nothing shared with stats.power."""
+    rng = random.Random(seed)
+    hits = 0
+    for _ in range(reps):
+        pvalues = []
+        for arm in range(arms):
+            diffs = [rng.gauss(effect if arm == 0 else 0.0, 1.0) for _ in range(n)]
+            pvalues.append(stats.sign_flip_p(diffs)[0])
+        hits += stats.holm(pvalues)[0] < alpha
+    return hits / reps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "arms"), [(6, 1), (8, 3), (8, 6), (10, 2)])
+def test_the_minimum_detectable_effect_is_what_a_simulated_sweep_detects_80_percent_of_the_time(n, arms):
+    effect = stats.mde(n, arms, 0.05)
+    assert effect is not None
+    at = _holm_power(effect, n, arms, 0.05, reps=1500, seed=n * 100 + arms)
+    below = _holm_power(0.7 * effect, n, arms, 0.05, reps=1500, seed=n * 100 + arms + 1)
+    assert 0.76 <= at <= 0.87, at  # Holm is at least as strong as the alpha / arms floor the MDE is computed at
+    assert below < 0.7, below
+
+
+def test_seeds_that_cannot_reach_the_significance_at_all_have_no_mde():
+    # 5 seeds, 6 arms: the smallest p is 2/2^5 = 0.0625, Holm makes it 6 x 0.0625 = 0.375
+    assert not stats.reachable(5, 6, 0.05) and stats.mde(5, 6) is None
+    assert _holm_power(10.0, 5, 6, 0.05, reps=200, seed=1) == 0.0
+    assert stats.reachable(9, 6, 0.05) and stats.mde(9, 6) is not None
+    assert stats.reachable(5, 1, 0.1) and not stats.reachable(5, 1, 0.05)
+
+
+def test_seeds_needed_is_the_fewest_that_reach_80_percent():
+    n = stats.seeds_needed(1.2, arms=3)
+    assert n is not None and stats.mde(n, 3) <= 1.2 < (stats.mde(n - 1, 3) or float("inf"))
+    assert stats.seeds_needed(0.0) is None and stats.seeds_needed(0.01, most=8) is None
+
+
+def test_power_beyond_the_simulated_pairs_is_an_upper_bound_on_the_mde():
+    # the normal approximation past 20 pairs understates power, so the MDE it gives is never below the simulated one
+    assert stats.mde(21, 6) >= stats.mde(20, 6) * 0.98

@@ -145,6 +145,23 @@ def test_upgrading_a_v3_store_names_every_number_once_and_marks_its_runs(backend
     store.close()
 
 
+def test_upgraded_runs_have_the_grpo_settings_they_ran_with_and_say_so(backend):
+    """m008: the knobs that became flags are filled in with the values grpo-lab gave TRL then (not guessed: fixed
+    in training.py, or TRL's defaults), with a note saying so; a resume or a rerun reads them as flags."""
+    from grpo_lab.config import SEED_GRPO, RunConfig
+
+    old_store(backend, "store_v3.db")
+    store = Store(backend.db)
+    for run_id in ("ezwfwee9", "0lctqdvi"):
+        config = store.find_run(run_id).config
+        assert {k: config[k] for k in SEED_GRPO} == SEED_GRPO
+        assert config["trl"] == {} and config["task"] is None and config["reserve"] == ["arith-v1", "mixed-v1"]
+        assert config["upgrade_note"].startswith("m008: loss_type, scale_rewards") and "TRL " in config["upgrade_note"]
+        assert RunConfig.from_dict(config).loss_type == "grpo"
+    assert backend.sql("SELECT count(*) FROM sample WHERE extracted IS NOT NULL") == [(0,)]
+    store.close()
+
+
 def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_bytes(b"my precious notes\n" * 100)

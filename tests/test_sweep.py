@@ -234,3 +234,56 @@ def test_arm_verdicts_only_on_the_metric_their_criteria_were_written_for():
     assert (
         other.notes[-1] == "arm verdicts are checked on arith-v1, the sweep's metric; without --metric they are shown"
     )
+
+
+def test_a_sweep_whose_seeds_cannot_reach_its_significance_is_refused_unless_underpowered(cli, isolated):
+    """5 seeds, 6 arms compared with the baseline at p_holm < 0.05: 6 x 2/2^5 = 0.375 > 0.05, so no outcome can
+    confirm any arm: refused before anything is written; --underpowered plans it; 9 seeds can."""
+    grid = ["--grid", "beta=0,0.02,0.05,0.1,0.2,0.3,0.4", "--baseline", "beta=0.1", "--compare",
+            "diff > 0 and p_holm < 0.05", "--seeds", "1-5", "--hypothesis", "h", "--name", "weak"]  # fmt: skip
+    tiny = [a for k, v in {**TINY, "max_steps": 1, "eval_samples": 4}.items() for a in ("--set", f"{k}={v}")]
+    tiny += ["--set", "eval_suite=none"]
+    refused = cli("sweep", *grid, *tiny, "--dry_run")
+    assert refused.returncode == 2 and "cannot reach their criteria's significance with 5 seeds" in refused.stderr
+    assert "the smallest p_holm they give is 0.375" in refused.stdout
+    assert not (isolated / "grpo_lab.db").exists()
+    planned = cli("sweep", *grid, *tiny, "--dry_run", "--underpowered")
+    assert planned.returncode == 0 and "35 runs (7 arms x 5 seeds)" in planned.stdout
+    enough = cli("sweep", *grid[:-5], "1-9", *grid[-4:], *tiny, "--dry_run", "--pilot-sd", "0.01")
+    assert enough.returncode == 0, enough.stderr
+    assert "9 seeds, p_holm < 0.05: detects >= " in enough.stdout and "pt (" in enough.stdout
+
+
+def test_compare_sweep_of_the_replication_begins_with_its_answer_and_says_what_it_could_detect(tmp_path):
+    """replication-v2's store (copied: the shipped one is never written): a forest plot before the tables, every
+    arm's verdict in words, and an mde column; the README quotes the MDE from here."""
+    import shutil
+
+    from conftest import call
+
+    db = tmp_path / "r2.db"
+    shutil.copy(sw.Path(__file__).parents[1] / "research" / "replication-v2" / "research.db", db)
+    out = call("compare", "--sweep", "replication-v2", "--db", str(db), "--format", "plain").stdout
+    lines = out.splitlines()
+    assert lines[0] == "Answer (arith-v1, arm minus baseline, points, 95% interval, paired by seed):"
+    assert all(len(line) <= 80 for line in lines[: lines.index("")])  # the forest plot fits 80 columns
+    assert any(line.startswith("partial ") and "[+0.5, +2.3]" in line and "o" in line for line in lines)
+    assert "better than baseline: not shown, p_holm 0.19; detectable >= 2.1 pt" in out
+    assert "no worse than baseline by 2 pt: confirmed" in out
+    rows = json.loads(call("compare", "--sweep", "replication-v2", "--db", str(db), "--format", "json").stdout)
+    by_arm = {r["arm"]: r for r in rows}
+    assert set(by_arm) == {"beta0", "gen4", "temp1", "n100", "mixed", "partial"}
+    assert 0.015 < by_arm["partial"]["mde"] < 0.025 and by_arm["partial"]["claim"] == "better than baseline"
+    assert by_arm["temp1"]["verdict_words"] == "no worse than baseline by 2 pt: confirmed"
+
+
+@pytest.mark.slow
+def test_an_underpowered_sweep_run_anyway_is_recorded_so(cli, isolated):
+    tiny = [a for k, v in {**TINY, "max_steps": 1, "eval_samples": 4}.items() for a in ("--set", f"{k}={v}")]
+    proc = cli("sweep", "--grid", "beta=0,0.1", "--baseline", "beta=0.1", "--compare", "diff > 0 and p < 0.05",
+               "--seeds", "1-2", "--hypothesis", "h", *tiny, "--set", "eval_suite=none", "--underpowered",
+               "--wandb", "disabled")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ((underpowered, power),) = rows(isolated / "grpo_lab.db", "SELECT underpowered, power FROM sweep")
+    plan = json.loads(power)
+    assert underpowered == 1 and plan["arms"][0]["reachable"] is False and plan["arms"][0]["seeds"] == 2

@@ -113,6 +113,8 @@ class Sweep(SQLModel, table=True):
     source: str = ""  # the file it came from, or "inline"
     command: str = ""  # as typed
     created_at: str = ""
+    underpowered: bool = False  # started with --underpowered: some arm's seeds cannot reach its significance (m008)
+    power: str | None = None  # JSON: the power plan printed before the runs (sweep.PowerPlan) (m008)
 
 
 class Step(SQLModel, table=True):
@@ -351,16 +353,19 @@ def m005_sweeps(conn: Connection) -> None:
 
 @migration
 def m008_tasks_and_knobs(conn: Connection) -> None:
-    """GRPO settings as flags, tasks, and the answer of each sample.
+    """GRPO settings as flags, tasks, the answer of each sample, and a sweep's power plan.
 
     Before this step grpo-lab gave TRL fixed values for the settings that are flags since (loss_type grpo,
     scale_rewards group, warmup 0.1, weight decay 0.01, max_grad_norm 1.0) and left the rest at TRL's defaults;
     every run and queued run recorded before gets them in its configuration, not guessed but as they were, with
     an ``upgrade_note`` saying so (and which TRL the run used). Its task is its built-in dataset type, its held-out
     suites the v1 ones (--reserve), and it had no --trl fields. Samples get the column for the answer each gives;
-    runs get the column recording their task's and rewards' code."""
+    runs get the column recording their task's and rewards' code; sweeps the power plan printed before them and
+    whether they were started --underpowered."""
     conn.execute(text("ALTER TABLE run ADD COLUMN task VARCHAR"))
     conn.execute(text("ALTER TABLE sample ADD COLUMN extracted VARCHAR"))
+    conn.execute(text("ALTER TABLE sweep ADD COLUMN underpowered BOOLEAN NOT NULL DEFAULT FALSE"))
+    conn.execute(text("ALTER TABLE sweep ADD COLUMN power VARCHAR"))
     filled = {
         "loss_type": "grpo",
         "scale_rewards": "group",
