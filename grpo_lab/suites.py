@@ -181,6 +181,6 @@ def describe(name: str) -> dict[str, object]:
         "name": name,
         "description": SUITES[name].description,
         "problems": len(problems),
-        "groups": dict(Counter(p.difficulty for p in problems)),
+        "groups": dict(sorted(Counter(p.difficulty for p in problems).items(), key=lambda kv: tier_rank(kv[0]))),
         "sha256": SUITES[name].sha256,
     }

@@ -194,6 +194,15 @@ def build(out: Path, steps: int, batch_size: int, lr: float, seed: int) -> str:
     return weights_checksum(out)
 
 
+def usable_out(out: Path) -> bool:
+    """A folder the build may write into: new, empty, or a model it rebuilds (never a link, a file, your notes)."""
+    if out.is_symlink():
+        return False
+    if not out.exists():
+        return True
+    return out.is_dir() and (not any(out.iterdir()) or (out / "model.safetensors").is_file())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400)
@@ -205,6 +214,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.check and (args.steps, args.batch_size, args.lr, args.seed) != (400, 128, 1e-3, 0):
         ap.error(f"--check rebuilds {TINY2} as pinned; leave --steps, --batch_size, --lr and --seed at their defaults")
+    if not args.check and not usable_out(args.out):
+        ap.error(f"--out {args.out} is not a new folder, an empty one, or a model folder to rebuild; name another")
     if not args.check:
         checksum = build(args.out, args.steps, args.batch_size, args.lr, args.seed)
         print(f"saved {args.out}  sha256 {checksum}")

@@ -47,9 +47,18 @@ def test_the_bootstrap_text_holds_no_v2_suite_problem_and_everything_else_it_dra
     assert len(sums & held_out) == 12 and sums - held_out <= text
 
 
-def test_check_refuses_a_recipe_other_than_the_pinned_one():
+def test_check_refuses_a_recipe_other_than_the_pinned_one_and_out_a_folder_that_is_not_a_model(tmp_path):
     proc = build("--check", "--steps", "3")
     assert proc.returncode == 2 and "leave --steps, --batch_size, --lr and --seed at their defaults" in proc.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "link").symlink_to(models.BUILTIN_DIR / "tiny-arith-2")
+    for out in ("notes", "file", "link"):
+        proc = build("--steps", "1", "--out", str(tmp_path / out))
+        assert proc.returncode == 2 and "is not a new folder, an empty one, or a model folder" in proc.stderr, out
+    assert (tmp_path / "file").read_text() == "mine" and sorted(p.name for p in (tmp_path / "notes").iterdir()) == [
+        "todo.txt"]  # fmt: skip
 
 
 @pytest.mark.slow
