@@ -203,7 +203,7 @@ class RunConfig:
     # Other (the seed's flags)
     model_name: str = _field(
         "Qwen/Qwen2-0.5B-Instruct",
-        "A built-in model (tiny-arith, smollm2-135m), a local checkpoint directory, or a hub id.",
+        "A built-in model (tiny-arith, tiny-arith-2, smollm2-135m), a local checkpoint directory, or a hub id.",
         group="Other",
     )
     seed: int = _field(

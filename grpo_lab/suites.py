@@ -5,9 +5,9 @@ changes: its SHA-256 is pinned here and checked on load. A changed suite gets a 
 ``scripts/build_suites.py`` regenerates the files deterministically.
 
 Built-in suites are held out by construction: tasks.py never puts one of their problems into a
-training set or a run's own held-out split. A user's own suite (``--eval_suite PATH.jsonl``, one
-problem per line in the same format) has no such guarantee; runs count how many of their training
-problems it contains instead.
+training set or a run's own held-out split (``reserved_prompts``: the v1 suites, unless a set of suites is
+named). A user's own suite (``--eval_suite PATH.jsonl``, one problem per line in the same format) has no such
+guarantee; runs count how many of their training problems it contains instead.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -48,8 +49,26 @@ SUITES = {
             "100 counting (1-5, 6-10 words) and comparison (0-20, 20-100) problems",
             "cb446d730d388e2b8ad7f4e7b6fd72ca7d802d89c71a4dbfdae044ec2c465938",
         ),
+        Suite(
+            "arith-v2",
+            "500 arithmetic problems drawn uniformly from what the default range trains on (+ - * on 0-20), in five "
+            "tiers: very_easy (a * 0, 0 * b), easy (+ without a carry), medium (+ with a carry, - with a result >= "
+            "0), hard (- below 0, * below 100), very_hard (* of 100 or more)",
+            "768d7b40836fe9d0173f33e57b6542574adc640f1771a3253f817ac8cc256d93",
+        ),
+        Suite(
+            "mixed-v2",
+            "100 problems drawn uniformly from what mixed runs train on: 50 counting (easy 1-5 words, medium 6-10) and "
+            "50 comparison (0-20; very_easy 3 or more apart, hard at most 2 apart)",
+            "1b5fbe99ef3ec78f90a55c729830a3dd0c5962b385a7ac0a76645cd9ef8c7156",
+        ),
     )
 }
+# Which suites training sets are drawn without: every run before the v2 suites reserved the v1 ones (and still does
+# by default, so that its training set stays what it was); the v2 testbed (and tiny-arith-2) reserves the v2 ones.
+V1_SUITES = ("arith-v1", "mixed-v1")
+V2_SUITES = ("arith-v2", "mixed-v2")
+V1 = V1_SUITES  # what every run recorded before --reserve existed held out of its training sets
 NONE = "none"
 DIFFICULTY_TIERS = ("very_easy", "easy", "medium", "hard", "very_hard")
 
@@ -141,12 +160,19 @@ def _load_user_suite(path: Path) -> list[Problem]:
     return problems
 
 
-V1 = ("arith-v1", "mixed-v1")  # what every run recorded before --reserve existed held out of its training sets
+def reserved_prompts(names: Iterable[str] = V1_SUITES) -> frozenset[str]:
+    """The prompts of the built-in suites ``names`` (by default the v1 suites, as every run before the v2 suites
+    reserved): the problems training never uses."""
+    names = tuple(names)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise GrpoLabError(f"cannot reserve {', '.join(map(repr, unknown))}: only built-in suites are held out of "
+                           f"training ({', '.join(SUITES)})")  # fmt: skip
+    return _reserved(tuple(sorted(set(names))))
 
 
 @cache
-def reserved_prompts(names: tuple[str, ...] = V1) -> frozenset[str]:
-    """The prompts of the built-in suites ``names`` (by default the v1 suites): problems training never uses."""
+def _reserved(names: tuple[str, ...]) -> frozenset[str]:
     return frozenset(p.prompt for name in names for p in load_suite(name))
 
 
@@ -156,6 +182,6 @@ def describe(name: str) -> dict[str, object]:
         "name": name,
         "description": SUITES[name].description,
         "problems": len(problems),
-        "groups": dict(Counter(p.difficulty for p in problems)),
+        "groups": dict(sorted(Counter(p.difficulty for p in problems).items(), key=lambda kv: tier_rank(kv[0]))),
         "sha256": SUITES[name].sha256,
     }

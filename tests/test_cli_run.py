@@ -159,7 +159,8 @@ def test_a_real_run_trains_evaluates_and_saves(cli, isolated):
 
 
 def test_models_and_presets_list(cli):
-    assert "tiny-arith" in cli("models").stdout and "smollm2-135m" in cli("models").stdout
+    listed = cli("models").stdout
+    assert "tiny-arith " in listed and "tiny-arith-2" in listed and "smollm2-135m" in listed
     out = cli("presets", env={"COLUMNS": "250"}).stdout
     assert "cpu-quick" in out and "break_87_barrier" in out
 

@@ -12,6 +12,25 @@ def test_tiny_model_is_built_in_with_a_checksum():
     assert m.checksum == models.weights_checksum(models.tiny_path()) == models.TINY_SHA256
 
 
+def test_tiny_arith_2_is_built_in_beside_tiny_arith_with_its_own_pinned_checksum(tmp_path, monkeypatch):
+    import shutil
+
+    m = models.resolve("tiny-arith-2")
+    assert m.builtin and m.path == str(models.BUILTIN_DIR / "tiny-arith-2")
+    assert m.checksum == models.TINY2_SHA256 != models.TINY_SHA256 == models.resolve("tiny-arith").checksum
+    assert models.load_model(m.path).config.model_type == "qwen2"
+    assert models.offline_warning("tiny-arith-2") is None and "tiny-arith-2" in models.BUILTINS
+    shutil.copytree(models.BUILTIN_DIR, tmp_path / "builtin")
+    weights = tmp_path / "builtin" / "tiny-arith-2" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(models, "BUILTIN_DIR", tmp_path / "builtin")
+    with pytest.raises(ModelNotFoundError, match="the built-in tiny-arith-2 weights have changed on disk"):
+        models.resolve("tiny-arith-2")
+    assert models.resolve("tiny-arith").checksum == models.TINY_SHA256
+
+
 def test_tiny_tokenizer_round_trips_prompts_with_spaces():
     tok = models.load_tokenizer(models.resolve("tiny-arith").path)
     for text in (
@@ -43,7 +62,7 @@ def test_directory_without_config(tmp_path):
 
 def test_unreachable_hub_names_the_builtin_alternatives(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotFoundError, match="hub is unreachable.*tiny-arith, smollm2-135m"):
+    with pytest.raises(ModelNotFoundError, match="hub is unreachable.*tiny-arith, tiny-arith-2, smollm2-135m"):
         models.resolve("Qwen/Qwen2-0.5B-Instruct")
 
 

@@ -106,23 +106,33 @@ def test_to_dataset_has_the_reward_columns():
     assert len(ds) == 8
 
 
+@pytest.mark.parametrize("reserve", [None, suites.V2_SUITES], ids=["v1", "v2"])
 @pytest.mark.parametrize("dataset_type", tasks.DATASET_TYPES)
 @pytest.mark.parametrize("operands", [(None, None), (0, 5), (0, 10), (3, 30), (10, 50), (20, 100)])
-def test_no_suite_problem_in_any_training_set_or_own_held_out_split(dataset_type, operands):
-    """At the largest n_samples, where a leak is most likely, over several seeds: zero suite problems."""
+def test_no_suite_problem_in_any_training_set_or_own_held_out_split(dataset_type, operands, reserve):
+    """At the largest n_samples, where a leak is most likely, over several seeds: zero problems of the reserved
+    suites (the v1 ones by default; arith-v2 and mixed-v2 with --reserve arith-v2,mixed-v2), through the config a
+    run resolves as well as the task functions."""
     if dataset_type == "small_numbers" and operands != (None, None):
         pytest.skip("small_numbers fixes its range")
     lo, hi = tasks.resolve_range(dataset_type, *operands)
-    top = tasks.max_samples(dataset_type, lo, hi)
+    top = tasks.max_samples(dataset_type, lo, hi, reserve)
     n = min(top, 3000)  # wide ranges allow hundreds of thousands; 3000 still covers every suite tier's range
-    reserved = suites.reserved_prompts()
-    assert len(reserved) == 300
+    reserved = suites.reserved_prompts(reserve or suites.V1_SUITES)
+    assert len(reserved) == (300 if reserve is None else 600)
     for seed in (0, 1, 7):
-        train = tasks.generate_problems(dataset_type, n, lo, hi, seed)
-        held = tasks.held_out_problems(dataset_type, 500, train, lo, hi, seed)
+        train = tasks.generate_problems(dataset_type, n, lo, hi, seed, reserve)
+        held = tasks.held_out_problems(dataset_type, 500, train, lo, hi, seed, reserve)
         assert not {p.prompt for p in train} & reserved
         assert not {p.prompt for p in held} & reserved
         assert len({p.prompt for p in train}) == n
+    if reserve is not None and operands == (None, None):
+        from grpo_lab.config import RunConfig
+
+        config = RunConfig(model_name="tiny-arith-2", dataset_type=dataset_type, n_samples=min(n, 600),
+                           batch_size=16, num_generations=16, reserve=list(reserve), eval_suite="arith-v2")  # fmt: skip
+        train, held = config.problem_sets()
+        assert not {p.prompt for p in [*train, *held]} & reserved
 
 
 def test_the_whole_space_outside_the_suites_is_reachable():
