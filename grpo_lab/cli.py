@@ -150,19 +150,6 @@ def _say_if_empty(rows, shown: int) -> None:
         _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
 
 
-def _ready_sqlite(db: str | None, command: str):
-    """The store's SQLite file, upgraded or with crashed runs marked when either is due and allowed (the report
-    reads the file itself)."""
-    from .store import Rows
-    from .store.location import locate
-
-    if locate(db).path is None:
-        raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
-    rows = Rows(db)
-    _notices(rows.notices)
-    return rows.location.path
-
-
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @with_config_options(RunConfig)
 def run(
@@ -576,9 +563,12 @@ def report(
     if screenshot:
         check_target("--screenshot", Path(screenshot), "a PNG file, e.g. --screenshot report.png", (".png",), store,
                      {"--out": Path(out)})  # fmt: skip
-    path = _ready_sqlite(db, "report")
+    from .store import Rows
+
+    rows = Rows(db)  # a SQLite file is upgraded, or its crashed runs marked, when either is due and allowed
+    _notices(rows.notices)
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
-    built = write_report(path, selection, Path(out))
+    built = write_report(rows.location, selection, Path(out))
     typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take
