@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .compare import CONFIG_FIELDS, Table, _seed_key, build_table, cell, fetch_rows, paired_table
+from .compare import CONFIG_FIELDS, SEED_INDEPENDENT, Table, _seed_key, build_table, cell, fetch_rows, paired_table
 from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .journal import templates_dir, write_atomic
@@ -235,6 +235,8 @@ def collect(store: Path | Location, selection: Selection) -> ReportData:
         paired = paired_table(raw, selection.baseline, selection.metric)
     elif sweep is not None and sweep["baseline"]:
         paired = sweeps.paired_with_verdicts(raw, sweep, selection.metric)
+        arms = [spec.exp_name(arm.name) for arm in spec.arms]  # in the order the sweep file lists its arms
+        paired.rows.sort(key=lambda r: arms.index(r["name"]) if r["name"] in arms else len(arms))
     ids = [row["id"] for row in raw]
     keys = [key for key, *_ in CURVES] + [TIME_KEY]
     # Curves and samples are the two big reads; SQLite does their work without the GIL, so they run beside the
@@ -246,14 +248,15 @@ def collect(store: Path | Location, selection: Selection) -> ReportData:
         answers = answer_tables(*bulk.texts(location, ids))
         curves, samples = curves.result(), samples.result()
     shown = table_data(table)
-    constant = said_once(shown, keep=RUN_COLUMNS)
+    # a sweep's page hides its runs' own verdicts until asked (its arms' verdicts are the answer): never said once
+    constant = said_once(shown, keep=RUN_COLUMNS + (("verdict",) if sweep is not None else ()))
     seed_groups: dict[str, int] = {}
-    group_names: list[str] = []
+    group_names: list[tuple[str, dict[str, Any]]] = []
     for row, data in zip(raw, shown["rows"], strict=True):
         key = _seed_key(row)
         if key not in seed_groups:
             seed_groups[key] = len(group_names)
-            group_names.append(row["exp_name"])
+            group_names.append((row["exp_name"], row["config"]))
         data.update(id=row["id"], steps=row["id"] in curves, arm=row.get("arm"), seed=_plain(row["config"].get("seed")),
                     seed_group=seed_groups[key])  # fmt: skip
     details = {row["id"]: run_detail(runs[row["id"]], row, results.get(row["id"], []), notes.get(row["id"], []))
@@ -268,7 +271,7 @@ def collect(store: Path | Location, selection: Selection) -> ReportData:
         **{k: shown[k] for k in ("columns", "rows", "notes")},
         "constant": constant,
         "config_columns": [c for c in shown["columns"] if c in CONFIG_FIELDS],
-        "seed_groups": _distinct_labels(group_names),
+        "seed_groups": _seed_group_labels(group_names),
         "paired": paired_view(paired) if paired else None,
         "answer": answer_data(paired, spec) if paired else None,
         "sweep": _sweep_data(sweep, spec),
@@ -279,14 +282,28 @@ def collect(store: Path | Location, selection: Selection) -> ReportData:
     return ReportData(data, blobs)
 
 
-def _distinct_labels(names: list[str]) -> list[str]:
-    """Seed groups are named by their runs' name; groups that share one are numbered: name #2, name #3."""
-    seen: dict[str, int] = {}
+def _seed_group_labels(groups: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Seed groups are named by their runs' name; groups that share one also by the config values that tell them
+    apart: ``grid · beta 0``, ``grid · beta 0.1``."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for name, config in groups:
+        by_name.setdefault(name, []).append(config)
     out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    for name, config in groups:
+        others = by_name[name]
+        keys = sorted(
+            {k for c in others for k in c if k not in SEED_INDEPENDENT and len({_key(o.get(k)) for o in others}) > 1}
+        )
+        out.append(name if len(others) == 1 else " · ".join([name, *(f"{k} {_short(config.get(k))}" for k in keys)]))
     return out
+
+
+def _short(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(_plain(value))
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def paired_view(table: Table) -> dict[str, Any]:
