@@ -541,9 +541,13 @@ def report(
     screenshot: str = typer.Option(
         None, "--screenshot", help="Also save a PNG of the page as headless Chromium shows it (needs chromium)."
     ),
+    screenshot_width: int = typer.Option(
+        1400, "--screenshot-width", "--screenshot_width", help="The window width of --screenshot, in pixels."
+    ),
     db: str = db_option(),
 ):
-    """Write one self-contained HTML page of runs: sortable table, overlaid curves, accuracy, samples, intent.
+    """Write one self-contained HTML page of runs: the answer of a sweep first, grouped curves, accuracy by group,
+    completions side by side, compare's table, and each run's accuracy, samples and intent.
 
     It works offline, opened from disk. Written beside a journal (report.html in the journal's folder), the
     journal's entries link to it.
@@ -555,6 +559,8 @@ def report(
     from .store.location import locate
 
     _refuse_blank(sweep=sweep, baseline=baseline, metric=metric, out=out, screenshot=screenshot)
+    if not 320 <= screenshot_width <= 4000:
+        raise GrpoLabError(f"--screenshot-width {screenshot_width}: give a width from 320 to 4000 pixels")
     if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
     store = locate(db).path
@@ -573,7 +579,7 @@ def report(
     if screenshot:
         from .browser import screenshot as take
 
-        take(Path(out), Path(screenshot))
+        take(Path(out), Path(screenshot), width=screenshot_width)
         typer.echo(f"wrote {screenshot}")
 
 

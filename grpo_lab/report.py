@@ -288,14 +288,13 @@ def _seed_group_labels(groups: list[tuple[str, dict[str, Any]]]) -> list[str]:
     by_name: dict[str, list[dict[str, Any]]] = {}
     for name, config in groups:
         by_name.setdefault(name, []).append(config)
-    out = []
-    for name, config in groups:
-        others = by_name[name]
-        keys = sorted(
-            {k for c in others for k in c if k not in SEED_INDEPENDENT and len({_key(o.get(k)) for o in others}) > 1}
-        )
-        out.append(name if len(others) == 1 else " · ".join([name, *(f"{k} {_short(config.get(k))}" for k in keys)]))
-    return out
+    telling = {}  # name -> the config keys whose values differ between its groups
+    for name, configs in by_name.items():
+        if len(configs) > 1:
+            keys = {k for c in configs for k in c if k not in SEED_INDEPENDENT}
+            telling[name] = sorted(k for k in keys if len({_key(c.get(k)) for c in configs}) > 1)
+    return [" · ".join([name, *(f"{k} {_short(config.get(k))}" for k in telling[name])]) if name in telling else name
+            for name, config in groups]  # fmt: skip
 
 
 def _short(value: Any) -> str:

@@ -236,15 +236,32 @@ class Page:
     def visible_ids(self):
         return self.page.eval_on_selector_all("#runs tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.id)")
 
+    def drawn(self, selector):
+        """Scrolls a chart into view (a chart out of view is drawn when it gets there) and waits until it is."""
+        self.page.locator(selector).first.scroll_into_view_if_needed()
+        self.page.wait_for_function("s => { const d = document.querySelector(s); return d.data && !d.pending; }",
+                                    arg=selector)  # fmt: skip
+
+    def draw_every_chart(self):
+        for k in range(self.page.locator(".js-plotly-plot, [id^=curve-], #acc-groups, .acc-chart").count()):
+            self.page.locator(".js-plotly-plot, [id^=curve-], #acc-groups, .acc-chart").nth(
+                k
+            ).scroll_into_view_if_needed()
+        self.page.wait_for_function("() => [...document.querySelectorAll('[id^=curve-], #acc-groups, .acc-chart')]"
+                                    ".every(d => d.offsetParent === null || (d.data && !d.pending))")  # fmt: skip
+
     def traces(self, metric):
+        selector = f"#charts [data-metric='{metric}']"
+        self.drawn(selector)
         return self.page.evaluate(
-            "m => document.querySelector(`#charts [data-metric='${m}']`).data.map(t => "
+            "s => document.querySelector(s).data.map(t => "
             "({run: t.meta, x: t.x, y: t.y, raw: t.customdata, fill: t.fill || null, name: t.name}))",
-            metric,
+            selector,
         )
 
     def chart(self, selector):
         """A plotly chart's traces and layout, as drawn."""
+        self.drawn(selector)
         return self.page.evaluate(
             "s => { const d = document.querySelector(s); return {data: d.data.map(t => ({...t})), "
             "layout: JSON.parse(JSON.stringify(d.layout))}; }",
@@ -607,6 +624,7 @@ def test_nothing_on_the_page_links_or_posts_off_it(swept, chromium):
         page.locator(chart).hover()
         assert page.locator(f"{chart} .modebar-btn").count() > 3  # plotly's own tools are there: zoom, pan, PNG
     page.locator("#runs tbody tr a").first.click()  # and a run's panel, with its own charts
+    view.draw_every_chart()
     page.locator("#detail .acc-chart").first.hover()
     assert view.errors == [] and page.evaluate(LEAVING) == []
     assert all(u.startswith(("file:", "data:")) for u in view.requests), view.requests
@@ -629,6 +647,7 @@ def test_the_page_fits_800_pixels(swept, cli, chromium, isolated):
     path, runs = swept
     view = Page(chromium, path, width=800)
     page = view.page
+    view.draw_every_chart()
     assert view.overflowing() == [] and page.evaluate("document.documentElement.scrollWidth") <= 800
     # the table scrolls sideways inside its box; the plot box, id and name stay where they are
     box = page.locator("#runs").locator("xpath=..")
@@ -645,9 +664,11 @@ def test_the_page_fits_800_pixels(swept, cli, chromium, isolated):
     assert headings.index("arith-v1") < headings.index("beta")
     # a run's panel (its accuracy tables and charts, its samples) fits too, and so does the page of every run
     page.locator("#runs tbody tr a").first.click()
+    view.draw_every_chart()
     assert view.overflowing() == [] and view.errors == []
     assert cli("report", "--out", "all.html").returncode == 0
     view = Page(chromium, isolated / "all.html", "#run=hostile1", width=800)
+    view.draw_every_chart()
     assert view.overflowing() == [] and view.errors == []
 
 
@@ -655,6 +676,8 @@ def test_every_control_is_reachable_with_tab(swept, chromium):
     path, _ = swept
     view = Page(chromium, path)
     page = view.page
+    view.draw_every_chart()  # every chart's tools (zoom, pan, reset, PNG) are buttons too
+    page.evaluate("window.scrollTo(0, 0)")
     controls = page.evaluate("""() => {
         const focusable = 'a[href], button, input, select, textarea, summary, [tabindex]';
         const nodes = [...document.querySelectorAll(focusable)].filter((n) => !n.disabled && n.tabIndex >= 0
@@ -668,7 +691,8 @@ def test_every_control_is_reachable_with_tab(swept, chromium):
     for _ in range(controls + 5):
         page.keyboard.press("Tab")
         reached.append(page.evaluate("document.activeElement.getAttribute('data-control')"))
-    assert set(range(controls)) <= {int(k) for k in reached if k is not None}
+    missed = set(range(controls)) - {int(k) for k in reached if k is not None}
+    assert not missed, page.evaluate("k => document.querySelector(`[data-control='${k}']`).outerHTML", min(missed))
     order = [page.evaluate(f"document.querySelector('[data-control=\"{k}\"]').id") for k in reached[:12]]
     assert "group-by" in order and "smooth" in order  # the chart controls come first, not after every run
     assert view.errors == []
@@ -678,6 +702,7 @@ def test_every_chart_has_axis_titles(swept, chromium):
     path, _ = swept
     view = Page(chromium, path)
     view.page.locator("#runs tbody tr a").first.click()
+    view.draw_every_chart()
     titles = view.page.evaluate("""() => [...document.querySelectorAll(".js-plotly-plot")].map((gd) =>
         [gd.id || gd.className, gd.layout.xaxis.title.text || "", gd.layout.yaxis.title.text || ""])""")
     assert len(titles) == len(rp.CURVES) + 2 + 1  # curves, the forest, accuracy by group; the run's arith-v1
