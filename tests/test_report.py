@@ -181,6 +181,7 @@ def test_report_command_writes_one_self_contained_file(cli, store, isolated):
         (["--where", "colour=red"], "unknown field 'colour'"),
         (["--where", "beta=0.1; DROP TABLE run"], "expected 'and' between conditions"),
         (["--db", "postgresql://lab:secret@nowhere.invalid/x"], "cannot reach the store postgresql"),
+        (["--screenshot", "r.png", "--screenshot-width", "10"], "give a width from 320 to 4000 pixels"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(cli, store, isolated, args, message):
@@ -783,6 +784,10 @@ def test_screenshot_helper(cli, store, isolated, chromium):
     assert proc.returncode == 0, proc.stderr
     png = (isolated / "r" / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 50_000
+    assert int.from_bytes(png[16:20], "big") == 1400  # the PNG's width, from its header
+    proc = cli("report", "--out", "r/report.html", "--screenshot", "r/narrow.png", "--screenshot-width", "800")
+    assert proc.returncode == 0, proc.stderr
+    assert int.from_bytes((isolated / "r" / "narrow.png").read_bytes()[16:20], "big") == 800
 
 
 @pytest.mark.slow
