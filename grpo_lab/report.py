@@ -364,9 +364,9 @@ def answer_data(table: Table, spec=None) -> dict[str, Any]:
         verdict, words, claim = row.get("verdict"), row.get("verdict_words"), row.get("claim")
         if words:
             said = f"{claim}: {words}" if claim else words
-        elif verdict:
-            detail = row.get("verdict_detail")
-            said = f"{row.get('criterion') or 'its criterion'}: {verdict}" + (f" ({detail})" if detail else "")
+        elif verdict:  # the verdict's own detail spells thresholds as fractions, beside differences in points
+            said = f"{row.get('criterion') or 'its criterion'}: {verdict}"
+            said += f" (p_holm {row['p_holm']:.2g})" if row.get("p_holm") is not None else ""
         elif row.get("p") is not None:
             said = f"p {row['p']:.3g}, p_holm {row.get('p_holm', row['p']):.3g} (no criterion)"
         else:
@@ -394,8 +394,8 @@ def answer_data(table: Table, spec=None) -> dict[str, Any]:
     said = "its pre-registered claim and verdict" if any(r["verdict"] for r in out) else "its p-values"
     title = (f"{metric} minus {base}, paired by seed: the mean difference {units}its 95% t interval, and "
              f"{said}.")  # fmt: skip
-    return {"title": title, "unit": "percentage points" if unit else "",
-            "axis": f"{metric} minus baseline" + (" (percentage points)" if unit else ""), "rows": out}  # fmt: skip
+    return {"title": title, "axis": f"{metric} minus baseline" + (" (percentage points)" if unit else ""),
+            "rows": out}  # fmt: skip
 
 
 def _sweep_data(sweep: dict[str, Any] | None, spec=None) -> dict[str, Any] | None:
