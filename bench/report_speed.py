@@ -6,9 +6,10 @@ Builds (once, then reuses) a store of N runs shaped like real ones: 100 steps ea
 logs, 4 sample completions per step, accuracy per group before and after on train, held_out and arith-v1,
 a note. Then, each --repeat times: the whole `grpo-lab report` command from a fresh process (interpreter
 start and imports included), and the page's load event in headless Chromium (Playwright driving the
-system's Chromium, a fresh browser context each time), measured from the start of navigation. For scale,
-the load event of a page holding only the vendored plotly.js. Prints min / median / max.
-Targets: build <= 3 s, load <= 2 s.
+system's Chromium, a fresh browser context each time, a 1440 x 900 window), measured from the start of
+navigation: the page has drawn what is in the window by then (its curves, the table, the newest run's panel); charts
+further down are drawn as they scroll into view. For scale, the load event of a page holding only the vendored
+plotly.js. Prints min / median / max. Targets: build <= 3 s, load <= 2 s.
 """
 
 import argparse
