@@ -307,10 +307,16 @@ def _key(value: Any) -> str:
 
 def paired_view(table: Table) -> dict[str, Any]:
     """The paired table as the page shows it: a column with the same cell on every row is said once above the
-    table instead (``constant``); where the rows say their verdict in words, the words replace the criterion, the
-    verdict and its detail (which spells thresholds as fractions, beside differences in points)."""
+    table instead (``constant``); the verdict's detail is left out (it spells thresholds as fractions, beside
+    differences in points); where the rows say their verdict in words, the words replace the criterion and the
+    verdict."""
     data = table_data(table)
     columns, rows = list(data["columns"]), data["rows"]
+    if "verdict_detail" in columns:  # its thresholds are fractions, its differences' column points: not both
+        k = columns.index("verdict_detail")
+        del columns[k]
+        for r in rows:
+            del r["cells"][k], r["sort"][k]
     in_words = any(r.get("verdict_words") for r in table.rows)
     if in_words:
         data["columns"] = columns = [c for c in columns if c not in ("criterion", "verdict", "verdict_detail")]

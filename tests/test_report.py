@@ -530,6 +530,7 @@ def test_a_sweep_opens_with_its_answer_and_its_arms_grouped(swept, chromium):
     assert "n 2" in constant and "seeds 1,2" in constant and "baseline 50.0%" in constant
     headings = page.locator("#paired th").all_text_contents()
     assert "n" not in headings and "seeds" not in headings and headings[:3] == ["name", "id", "value"]
+    assert headings[-2:] == ["criterion", "verdict"]  # the verdict's detail, in fractions, is not beside points
     cells = page.locator("#paired tbody tr").first.locator("td").all_text_contents()
     assert cells[0] == "kl-sweep_nokl" and "-8.5 pt ± 0.7" in cells and "confirmed" in cells
 
