@@ -594,7 +594,7 @@ def test_a_sweep_opens_with_its_answer_and_its_arms_grouped(swept, chromium):
 
     # a run of an arm: its arm's verdict is the badge
     nokl_run = next(rid for rid, (arm, _) in runs.items() if arm == "nokl")
-    page.locator(f"#runs tr[data-id={nokl_run}] a").click()
+    page.locator(f"#runs tr[data-id='{nokl_run}'] a").click()
     assert page.locator("#detail h2 .badge").all_text_contents() == ["finished", "arm: confirmed"]
     assert view.errors == [] and page.locator("img").count() == 0
 
