@@ -38,7 +38,7 @@ def flags() -> list[str]:
     return [*QUIET_FLAGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]
 
 
-def screenshot(html: Path, png: Path, width: int = 1440, height: int = 2200, timeout: float = 120) -> None:
+def screenshot(html: Path, png: Path, width: int = 1400, height: int = 2200, timeout: float = 120) -> None:
     """A PNG of ``html`` as headless Chromium lays it out in a ``width`` x ``height`` window."""
     png = png.absolute()
     png.parent.mkdir(parents=True, exist_ok=True)

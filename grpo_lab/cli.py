@@ -156,19 +156,6 @@ def _say_if_empty(rows, shown: int) -> None:
         _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
 
 
-def _ready_sqlite(db: str | None, command: str):
-    """The store's SQLite file, upgraded or with crashed runs marked when either is due and allowed (the report
-    reads the file itself)."""
-    from .store import Rows
-    from .store.location import locate
-
-    if locate(db).path is None:
-        raise GrpoLabError(f"{command} works on SQLite stores; copy the runs to a SQLite file and pass --db FILE")
-    rows = Rows(db)
-    _notices(rows.notices)
-    return rows.location.path
-
-
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 @with_config_options(RunConfig)
 def run(
@@ -620,9 +607,13 @@ def report(
     screenshot: str = typer.Option(
         None, "--screenshot", help="Also save a PNG of the page as headless Chromium shows it (needs chromium)."
     ),
+    screenshot_width: int = typer.Option(
+        1400, "--screenshot-width", "--screenshot_width", help="The window width of --screenshot, in pixels."
+    ),
     db: str = db_option(),
 ):
-    """Write one self-contained HTML page of runs: sortable table, overlaid curves, accuracy, samples, intent.
+    """Write one self-contained HTML page of runs: the answer of a sweep first, grouped curves, accuracy by group,
+    completions side by side, compare's table, and each run's accuracy, samples and intent.
 
     It works offline, opened from disk. Written beside a journal (report.html in the journal's folder), the
     journal's entries link to it.
@@ -634,6 +625,8 @@ def report(
     from .store.location import locate
 
     _refuse_blank(sweep=sweep, baseline=baseline, metric=metric, out=out, screenshot=screenshot)
+    if not 320 <= screenshot_width <= 4000:
+        raise GrpoLabError(f"--screenshot-width {screenshot_width}: give a width from 320 to 4000 pixels")
     if metric and not (baseline or sweep):
         raise GrpoLabError("--metric chooses what --baseline compares; add --baseline NAME_OR_ID")
     store = locate(db).path
@@ -642,14 +635,17 @@ def report(
     if screenshot:
         check_target("--screenshot", Path(screenshot), "a PNG file, e.g. --screenshot report.png", (".png",), store,
                      {"--out": Path(out)})  # fmt: skip
-    path = _ready_sqlite(db, "report")
+    from .store import Rows
+
+    rows = Rows(db)  # a SQLite file is upgraded, or its crashed runs marked, when either is due and allowed
+    _notices(rows.notices)
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
-    built = write_report(path, selection, Path(out))
+    built = write_report(rows.location, selection, Path(out))
     typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take
 
-        take(Path(out), Path(screenshot))
+        take(Path(out), Path(screenshot), width=screenshot_width)
         typer.echo(f"wrote {screenshot}")
 
 

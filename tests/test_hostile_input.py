@@ -204,6 +204,9 @@ def cases():
     add("report", "--screenshot", f"{'a' * 300}.png", id="report --screenshot name too long")
     add("report", "--out", "/proc/r.html")  # a folder no one may write in
     add("report", "--out", "files/notes.md")
+    add("report", "--screenshot", "files/r.png", "--screenshot-width", "0")  # issue 20: a PNG of no width
+    add("report", "--screenshot", "files/r.png", "--screenshot-width", "9" * 5000, id="report --screenshot-width huge")
+    add("report", "--db", "postgresql://user:secret@localhost:1/x")  # report reads PostgreSQL now: unreachable
     add("journal", "render", "--out", "grpo_lab.db")
     add("journal", "render", "--out", "files/store-link.md")
     # escape sequences through sweep files, inline sweeps and suite files
