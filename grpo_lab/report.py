@@ -367,9 +367,9 @@ def answer_data(table: Table, spec=None) -> dict[str, Any]:
         diff, low, high = row.get("diff"), row.get("ci_low"), row.get("ci_high")
         mde = row.get("mde")
         thresholds = [t for t in row.get("thresholds") or [] if isinstance(t, int | float) and math.isfinite(t)]
-        verdict, words, claim = row.get("verdict"), row.get("verdict_words"), row.get("claim")
-        if words:
-            said = f"{claim}: {words}" if claim else words
+        verdict, words = row.get("verdict"), row.get("verdict_words")
+        if words:  # answer.verdict_words: the claim and what became of it, already
+            said = words
         elif verdict:  # the verdict's own detail spells thresholds as fractions, beside differences in points
             said = f"{row.get('criterion') or 'its criterion'}: {verdict}"
             said += f" (p_holm {row['p_holm']:.2g})" if row.get("p_holm") is not None else ""
