@@ -458,27 +458,34 @@ class RunConfig:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.n_samples // self.prompts_per_step  # TRL drops the last, incomplete batch of prompts
+        """Optimizer steps per pass over the problems: TRL drops the last, incomplete batch of prompts, and takes
+        num_iterations steps on each generated batch."""
+        return self.n_samples // self.prompts_per_step * self.num_iterations
 
     @property
     def total_steps(self) -> int:
         return self.max_steps if self.max_steps is not None else self.steps_per_epoch * self.epochs
 
     def plan(self) -> list[tuple[str, str]]:
-        left_out = self.n_samples - self.steps_per_epoch * self.prompts_per_step
+        batches = self.n_samples // self.prompts_per_step
+        left_out = self.n_samples - batches * self.prompts_per_step
         epochs = self.total_steps / self.steps_per_epoch
+        passes = f" x {self.num_iterations} passes" if self.num_iterations > 1 else ""
         rows = [
             (
                 "prompts per step",
                 f"{self.prompts_per_step} ({self.batch_size} completions / {self.num_generations} generations)",
             ),
-            ("steps per epoch", f"{self.steps_per_epoch} ({self.n_samples} problems // {self.prompts_per_step})"),
+            (
+                "steps per epoch",
+                f"{self.steps_per_epoch} ({self.n_samples} problems // {self.prompts_per_step}{passes})",
+            ),  # fmt: skip
             (
                 "total steps",
                 f"{self.total_steps}" + (" (max_steps)" if self.max_steps is not None else f" ({self.epochs} epochs)"),
             ),
             ("epochs covered", f"{epochs:.2f}"),
-            ("completions generated", f"{self.total_steps * self.batch_size:,}"),
+            ("completions generated", f"{self.total_steps * self.batch_size // self.num_iterations:,}"),
         ]
         if left_out:
             rows.append(("left out per epoch", f"{left_out} problems (a different random few each epoch)"))

@@ -94,6 +94,7 @@ class LiveView(RunListener):
         self.total = 0
         self.started = self.last_line = 0.0
         self.every = 1
+        self.latest: dict[str, float] = {}
 
     def on_stage(self, description: str) -> None:
         self._close_eval()
@@ -151,10 +152,15 @@ class LiveView(RunListener):
         self.task = self.progress.add_task("", total=total_steps)
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        desc = "reward {:+.3f}  zero-std {:.2f}  kl {:.4f}".format(
-            metrics.get("reward", float("nan")),
-            metrics.get("frac_reward_zero_std", float("nan")),
-            metrics.get("kl", float("nan")),
+        # a step that generated nothing (--num_iterations above 1 reuses a batch) logs no reward: the last one stands
+        for key in ("reward", "frac_reward_zero_std", "kl"):
+            value = metrics.get(key)
+            if value is not None and value == value:
+                self.latest[key] = value
+        shown = (("reward", "reward", "+.3f"), ("zero-std", "frac_reward_zero_std", ".2f"), ("kl", "kl", ".4f"))
+        desc = "  ".join(
+            f"{label} {'-' if self.latest.get(key) is None else format(self.latest[key], spec)}"
+            for label, key, spec in shown
         )
         if self.progress is not None:
             self.progress.update(self.task, completed=step, description=desc)
