@@ -246,6 +246,21 @@ def cases():
     add("sweep", "resume", "damaged")
     add("compare", "--sweep", "damaged")
     add("resume", "aaaa0001")
+    # the GRPO settings and --trl (issue 19): values, combinations TRL refuses, keys grpo-lab owns, unknown keys
+    for flag, value in (("--loss_type", "ppo"), ("--scale_rewards", "std"), ("--importance_sampling_level", "x"),
+                        ("--epsilon", "-0.1"), ("--epsilon_high", "nan"), ("--num_iterations", "0"), ("--top_p", "0"),
+                        ("--top_k", "-1"), ("--min_p", "2"), ("--repetition_penalty", "0"), ("--warmup", "1.5"),
+                        ("--lr_scheduler_type", "reduce_lr_on_plateau"), ("--lr_scheduler_type", "cosine_with_min_lr"),
+                        ("--weight_decay", "-1"), ("--max_grad_norm", "inf")):  # fmt: skip
+        add(*DRY, flag, value)
+    for trl in ("detla=1.5", "num_generations=8", "output_dir=x", "delta=abc", "delta", "=1",
+                "auto_find_batch_size=true", "lr_scheduler_kwargs={not json"):  # fmt: skip
+        add(*DRY, "--trl", trl)
+    add(*DRY, "--reserve", "arith-v9")
+    add(*DRY, "--reward", "dense")
+    add(*DRY, "--reward", "binary*x")
+    add(*DRY, "--task", "files/afile")
+    add(*DRY, "--task", "files/fifo.jsonl.py")
     # text that is not text: bytes the shell passed that are not UTF-8 reach Python as lone surrogates
     add(*DRY, "--exp_name", "caf\udce9", id="run --exp_name latin-1 bytes")
     add("note", "aaaa0001", "\udcff\udcfe", id="note invalid utf-8")
