@@ -228,7 +228,7 @@ class RunConfig:
     )
     eval_suite: str | None = _field(
         None,
-        "Suite evaluated before and after (mixed runs add mixed-v1): "
+        "Suite evaluated before and after (mixed runs add mixed-v1, or mixed-v2 where --reserve holds it out): "
         f"{', '.join(SUITES)}, a .jsonl file of your own (its overlap with training is counted), or none. "
         "Default: arith-v1, or a --task's own suite (held out of its training problems by construction).",
         group="Evaluation",
@@ -437,7 +437,8 @@ class RunConfig:
         if self.eval_suite == NONE:
             return []
         mixed = self.task is None and self.dataset_type == "mixed"
-        extra = ["mixed-v1"] if mixed and self.eval_suite != "mixed-v1" else []
+        counting = "mixed-v2" if "mixed-v2" in self.reserve else "mixed-v1"  # the mixed suite its training holds out
+        extra = [counting] if mixed and self.eval_suite != counting else []
         return [self.eval_suite, *extra]
 
     def evaluated_sets(self) -> dict[str, list[str]]:
