@@ -862,7 +862,12 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
+    """Exit with ``code`` and one line; under a launcher only the main process speaks (every process of a launch
+    meets the same error or signal, and the main one says it once)."""
+    from . import launch
+
+    if launch.is_main():
+        typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
     raise SystemExit(code)
 
 
@@ -889,16 +894,30 @@ def _leave_now(signum, frame):
 
 
 def main() -> None:
+    from .processes import follow_parent, private_tmp
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    follow_parent()  # a process a grpo-lab command started dies with it
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up
         signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        problem = _not_text(sys.argv[1:])
+        with private_tmp():  # what libraries leave in the temporary folder goes when the command ends
+            code = _command(sys.argv[1:])
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
+    raise SystemExit(code or 0)
+
+
+def _command(args: list[str]) -> int:
+    """Run one command line; its exit code. Every error a person can act on is one line (``fail``)."""
+    try:
+        problem = _not_text(args)
         if problem:
             raise GrpoLabError(f"{problem}; pass arguments in UTF-8")
-        code = command().main(sys.argv[1:], prog_name="grpo-lab", standalone_mode=False)
+        code = command().main(args, prog_name="grpo-lab", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C inside a command into a silent exit code 130
             raise KeyboardInterrupt
     except GrpoLabError as exc:
@@ -913,7 +932,4 @@ def main() -> None:
         fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
-    raise SystemExit(code or 0)
+    return code
