@@ -304,6 +304,82 @@ def resume(
 
 
 @app.command()
+def rerun(
+    run_id: str = typer.Argument(..., help="A run that ended (ID or unique prefix)."),
+    output_dir: str = typer.Option(
+        None, "--output_dir", "--output-dir", help="The rerun's model: a new or empty folder \\[default: runs/<ID>]"
+    ),
+    db: str = db_option(),
+    wandb: str = typer.Option(
+        None, "--wandb", help="online | offline | disabled \\[default: online with a WandB login, else offline]"
+    ),
+    wandb_project: str = typer.Option(
+        None, "--wandb_project", "--wandb-project", help="WandB project \\[default: $WANDB_PROJECT or grpo-lab]"
+    ),
+    wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
+):
+    """Run a recorded run again from its record (configuration, model, hypothesis) as a new run linked to it, and
+    say metric by metric whether it reproduced: identical, within float noise, or not.
+
+    It runs the code installed here and says whether that is the code the run ran (its git commit, and the diff
+    of a dirty tree: grpo-lab show ID --diff). Exit code 1 when a metric did not reproduce.
+    """
+    from . import launch
+    from .display import LiveView, console, esc, reproduction_table
+    from .reproduce import describe, reproduced, summary
+    from .rerun import code_of, plan
+    from .rerun import rerun as run_again
+    from .runner import quiet_libraries
+    from .tracking import choose_mode
+
+    mode = choose_mode(wandb)
+    planned = plan(_open(db), run_id, output_dir)  # read-only: a refused rerun leaves the store's bytes alone
+    original = planned.view.run
+    processes = getattr(planned.config, "num_processes", None) or 1
+    if processes > 1 and launch.world_size() == 1:
+        launch.hand_over(processes, sys.argv[1:])
+    console.quiet = not launch.is_main()
+    console.print(f"[bold]rerunning run {original.id}[/] {esc(original.exp_name)}: it ran "
+                  f"{esc(describe(code_of(original)))}; model {esc(planned.model)}", soft_wrap=True)  # fmt: skip
+    _refuse_early(db, planned.config.model_name)
+    store = _open(db, write=True)
+    quiet_libraries()
+    view = LiveView()
+
+    def started(wb, out_dir):
+        console.print(f"[bold]run {wb.id}[/]  {esc(planned.config.exp_name)}  wandb {wb.mode}  ->  {esc(out_dir)}",
+                      soft_wrap=True)  # fmt: skip
+
+    argv = launch.typed_command(["grpo-lab", *sys.argv[1:]])
+    try:
+        outcome = run_again(planned, store, argv, mode, wandb_project, wandb_entity, [view], started)
+    finally:
+        view.close()
+    if outcome is None:  # another process of a launch: the main one reports
+        return
+    if hasattr(outcome.recorded, "wandb"):  # a training run: its end as `grpo-lab run` prints it
+        _report_run(store, outcome.recorded)
+    else:
+        console.print(results_table_of(store, outcome.run_id))
+        if outcome.status != "finished":
+            fail(f"evaluation {outcome.run_id} {outcome.status}: {outcome.error} (recorded in the store)",
+                 outcome.exit_code)  # fmt: skip
+    console.print(reproduction_table(outcome.lines, original.id, outcome.run_id))
+    console.print(f"code: {esc(outcome.code)}", soft_wrap=True)
+    console.print(f"model: {esc(outcome.model)}", soft_wrap=True)
+    said = summary(outcome.lines)
+    if not reproduced(outcome.lines):
+        fail(f"run {outcome.run_id} did not reproduce run {original.id}: {said.removeprefix('not reproduced: ')}", 1)
+    console.print(f"run {outcome.run_id} against run {original.id}: {esc(said)}", soft_wrap=True)
+
+
+def results_table_of(store, run_id: str):
+    from .display import results_table
+
+    return results_table(store.results(run_id), title="Greedy accuracy")
+
+
+@app.command()
 def runs(
     db: str = db_option(),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),

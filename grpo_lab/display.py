@@ -234,6 +234,32 @@ def results_table(results, title: str = "Greedy accuracy, before -> after traini
     return table
 
 
+def reproduction_table(lines, original: str, rerun: str) -> Table:
+    """A rerun against its run, metric by metric: both values (accuracies as percentages to 0.01), the difference,
+    and whether it reproduced."""
+    from .reproduce import DIFFERS, IDENTICAL, MISSING
+
+    table = Table(title=f"Reproduction: run {rerun} against run {original}")
+    for col, justify in (("metric", "left"), (original, "right"), (rerun, "right"), ("difference", "right"),
+                         ("reproduced", "left")):  # fmt: skip
+        table.add_column(col, justify=justify)
+    colour = {IDENTICAL: "green", DIFFERS: "red", MISSING: "yellow"}
+
+    def shown(value: float | None, accuracy: bool, sign: str = "") -> str:
+        if value is None:
+            return "-"
+        return f"{100 * value:{sign}.2f}%" if accuracy else f"{value:{sign}.6g}"
+
+    for line in lines:
+        parsed = metric_names.parse(line.metric)
+        accuracy = parsed is not None and parsed.suffix != "overlap"
+        difference = line.difference
+        table.add_row(esc(line.metric), shown(line.original, accuracy), shown(line.rerun, accuracy),
+                      "0" if difference == 0 else shown(difference, accuracy, "+"),
+                      f"[{colour.get(line.verdict, 'cyan')}]{line.verdict}[/]")  # fmt: skip
+    return table
+
+
 def curve_table(steps, keys=("reward", "reward_std", "frac_reward_zero_std", "kl", "loss", "grad_norm")) -> Table:
     """The training curve at a handful of evenly spaced steps."""
     table = Table(title=f"Training curve ({len(steps)} steps)")
