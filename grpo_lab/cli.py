@@ -326,8 +326,8 @@ def rerun(
     """
     from . import launch
     from .display import LiveView, console, esc, reproduction_table
-    from .reproduce import describe, reproduced, summary
-    from .rerun import code_of, plan
+    from .reproduce import code_of, describe, reproduced, summary
+    from .rerun import plan
     from .rerun import rerun as run_again
     from .runner import quiet_libraries
     from .tracking import choose_mode
@@ -421,13 +421,32 @@ def _write(table, fmt: str, separate: bool = False, all_columns: bool = False) -
 
 
 @app.command()
-def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
-         db: str = db_option()):  # fmt: skip
+def show(
+    run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
+    diff: bool = typer.Option(
+        False, "--diff", help="Print only the diff of the uncommitted changes the run ran with (git apply takes it)."
+    ),
+    db: str = db_option(),
+):
     """Print one run in full: intent, provenance, configuration, curve, samples, results, notes."""
     from .display import console, show_run
 
     store = _open(db)
-    show_run(store, store.find_run(run_id), console)
+    view = store.find_run(run_id)
+    if diff:
+        return _print_diff(view.run)
+    show_run(store, view, console)
+
+
+def _print_diff(run) -> None:
+    """A run's kept diff as it was recorded (on a terminal, control characters as escapes), or why there is none."""
+    from .reproduce import code_of, describe
+    from .text import printable
+
+    if not run.git_dirty or run.code_diff is None:
+        why = "no uncommitted changes" if run.git_dirty is False else describe(code_of(run))
+        raise GrpoLabError(f"run {run.id} has no diff to print: it ran {why}")
+    sys.stdout.write(printable(run.code_diff, keep="\t\n") if sys.stdout.isatty() else run.code_diff)
 
 
 @app.command()

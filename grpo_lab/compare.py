@@ -36,6 +36,10 @@ SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 # cells tab-separated (cut, awk -F'\t'); md: a Markdown table; csv and json: raw numbers for programs.
 FORMATS = ("table", "plain", "tsv", "md", "csv", "json")
 OLD_MARK = "†"
+DIRTY_MARK = "*"
+DIRTY_NOTE = (
+    f"{DIRTY_MARK} ran with uncommitted changes in its git tree: `grpo-lab show ID` says whether their diff was kept"
+)
 OLD_NOTE = (
     f"{OLD_MARK} recorded before suites were held out of training sets: the run (and the tiny model it may have "
     "started from) could have trained on suite problems; its SUITE_overlap says how many, where known"
@@ -164,6 +168,7 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
         out["duration"] = row["duration_s"]
         out["verdict"] = row.get("verdict")
         out["suites_disjoint"] = bool(row.get("suites_disjoint", True))
+        out["git_dirty"] = bool(row.get("git_dirty"))
         out["diagnostics"] = " ".join(f.code for f in diagnose(row["config"], m))
         flat.append(out)
     columns = ["id", "name", "status", "started", *config_cols, *result_cols, "verdict", "diagnostics"]
@@ -174,6 +179,8 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
         table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
     if any(not r["suites_disjoint"] for r in table.rows) and suites:
         table.notes.append(OLD_NOTE)
+    if any(r["git_dirty"] for r in table.rows):
+        table.notes.append(DIRTY_NOTE)
     if left_out:
         counts = ", ".join(f"{left_out.count(s)} {s}" for s in sorted(set(left_out)))
         table.notes.append(f"not in the groups (no results to average): {counts}")
@@ -193,7 +200,7 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
         m = row["metrics"]
         out = {"id": row["id"], "status": row["status"], "name": row["exp_name"], "started": row["started_at"][:16],
                "hypothesis": row["hypothesis"], "final_reward": m.get("final_reward"), "verdict": row["verdict"],
-               "suites_disjoint": row["suites_disjoint"]}  # fmt: skip
+               "suites_disjoint": row["suites_disjoint"], "git_dirty": bool(row.get("git_dirty"))}  # fmt: skip
         for col in changes:
             out[col], out[f"{col}_before"] = m.get(col), m.get(f"{col}_before")
         flat.append(out)
@@ -202,6 +209,8 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(columns, flat, set(changes), title=RUNS_TITLE, marked=marked, changes=set(changes))
     if any(not r["suites_disjoint"] for r in flat) and suites:
         table.notes.append(OLD_NOTE)
+    if any(r["git_dirty"] for r in flat):
+        table.notes.append(DIRTY_NOTE)
     return table
 
 
@@ -220,6 +229,7 @@ def _group_by_seed(rows, flat, columns, result_cols):
         verdicts = [m["verdict"] or "unchecked" for m in members]
         merged["verdict"] = " ".join(f"{v}×{verdicts.count(v)}" for v in sorted(set(verdicts)))
         merged["suites_disjoint"] = all(m["suites_disjoint"] for m in members)
+        merged["git_dirty"] = any(m["git_dirty"] for m in members)
         merged["diagnostics"] = " ".join(sorted({d for m in members for d in (m["diagnostics"] or "").split()}))
         out.append(merged)
     columns = [c for c in columns if c not in ("status", "started")]
@@ -414,9 +424,9 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
         return _change(table, row, col)
     if value is None:
         return "-"
-    if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
+    if col == "id":  # a seed group: its first run and how many more (csv/json keep them all)
         first, *rest = value.split(",")
-        return f"{first} +{len(rest)}"
+        return first + (DIRTY_MARK if row.get("git_dirty") else "") + (f" +{len(rest)}" if rest else "")
     sd = row.get(f"{col}_sd")
     mark = OLD_MARK if col in table.marked and not row.get("suites_disjoint", True) else ""
     if col in ("p", "p_holm", "min_p") and isinstance(value, float):
@@ -457,6 +467,8 @@ def _formatter(table: Table, col: str):
     marked = col in table.marked
     if col in table.changes:
         return lambda _, row: _change(table, row, col)
+    if col == "id":
+        return lambda value, row: value + (DIRTY_MARK if row.get("git_dirty") else "")
 
     def fmt(value: Any, row: dict[str, Any]) -> str:
         if value is None:
@@ -503,8 +515,11 @@ def _raw_columns(table: Table) -> list[str]:
             cols.append(f"{c}_sd")
     if "p" in table.columns:
         cols += ["min_p", "per_seed"]
-    elif table.marked:
+        return cols
+    if table.marked:
         cols.append("suites_disjoint")
+    if any("git_dirty" in r for r in table.rows):
+        cols.append("git_dirty")
     return cols
 
 

@@ -281,14 +281,14 @@ def show_run(store, view, out: Console = console) -> None:
     facts = Table(show_header=False, box=None, pad_edge=False)
     rows = [
         ("hypothesis", r.hypothesis), ("expected", r.expected), ("criteria", r.criteria), ("preset", r.preset),
-        ("tags", ", ".join(view.tags)), ("command", r.command), ("resolved command", r.resolved_command),
-        ("started", r.started_at), ("finished", r.finished_at),
+        ("tags", ", ".join(view.tags)), ("rerun of", r.rerun_of), ("started", r.started_at),
+        ("finished", r.finished_at),
         ("duration", None if r.duration_s is None else f"{r.duration_s:.1f} s"),
         ("training time", None if r.train_seconds is None else f"{r.train_seconds:.1f} s"),
         ("error", r.error),
         ("model", f"{r.model_name}" + (f" (sha256 {r.model_checksum})" if r.model_checksum else "")),
         ("output dir", r.output_dir), ("host / pid", f"{r.host} / {r.pid}"),
-        ("git", None if r.git_commit is None else r.git_commit[:12] + (" (dirty)" if r.git_dirty else "")),
+        ("code", None if r.git_commit is None else code_text(r)),
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
         ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
         ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)),
@@ -299,6 +299,9 @@ def show_run(store, view, out: Console = console) -> None:
     if r.verdict:
         facts.add_row("[bold]verdict[/]", verdict_text(r))
     out.print(facts)
+    for key, value in (("command", r.command), ("resolved command", r.resolved_command)):
+        if value:  # one line each, however wide: pasted into a shell, it runs as written
+            out.print(f"[bold]{key}[/] {esc(value)}", soft_wrap=True)
     out.print(results_table(store.results(r.id)))
     if not r.suites_disjoint and metric_names.suites_of(view.metrics):
         counts = [f"{s}: {int(view.metrics[metric_names.overlap(s)])} of its training problems"
@@ -322,6 +325,14 @@ def show_run(store, view, out: Console = console) -> None:
         colour = "yellow" if finding.severity == "warning" else "cyan"
         out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
+
+
+def code_text(run) -> str:
+    """The code a run ran: its commit, and a dirty tree's uncommitted changes (whether their diff was kept)."""
+    from .reproduce import code_of, describe
+
+    text = describe(code_of(run))
+    return text + (f": grpo-lab show {run.id} --diff" if run.git_dirty and run.code_diff is not None else "")
 
 
 def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:

@@ -173,8 +173,9 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
         after = counts(split, "after")
         if after is None:
             return None
+        before = accuracy(counts(split, "before"))
         return {"split": split, "accuracy": accuracy(after), "correct": after.correct, "total": after.total,
-                "before": accuracy(counts(split, "before"))}  # fmt: skip
+                "before": before, "moved": moved(before, accuracy(after))}  # fmt: skip
 
     def group_rows(split: str) -> list[dict[str, Any]]:
         dims = sorted(
@@ -242,9 +243,29 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
             "plot": plot,
             "report": f"{report}#run={run.id}" if report else None,
             "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
+            "rerun_of": run.rerun_of,
+            # a run from a dirty tree says so, and whether its diff was kept (None: a clean tree, or no git at all)
+            "code": code_text(run) if run.git_dirty else None,
             "duration_s": run.duration_s,
         }
     )
+
+
+def moved(before: float | None, after: float | None) -> str | None:
+    """How an accuracy changed in training, as the entry says it: ``up from``, ``down from``, ``unchanged from``
+    (equal as the entry prints them, to 0.1%)."""
+    if before is None or after is None:
+        return None
+    if metric_names.pct(before) == metric_names.pct(after):
+        return "unchanged from"
+    return "up from" if after > before else "down from"
+
+
+def code_text(run) -> str:
+    from .reproduce import code_of, describe
+
+    text = describe(code_of(run))
+    return text + (f" (`grpo-lab show {run.id} --diff`)" if run.code_diff is not None else "")
 
 
 def user_text(text: str) -> str:

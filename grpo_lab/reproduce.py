@@ -96,6 +96,11 @@ def summary(lines: list[Line]) -> str:
     return "not reproduced: " + "; ".join(parts)
 
 
+def code_of(run) -> Code:
+    """The code a recorded run ran, from its row (a store Run, or anything with its git columns)."""
+    return Code(run.git_commit, run.git_dirty, getattr(run, "code_diff", None), getattr(run, "code_diff_bytes", None))
+
+
 def describe(code: Code) -> str:
     """``commit 5a681becdbd9``, with ``and uncommitted changes (its diff kept, 3,456 bytes)`` where dirty."""
     if code.commit is None:

@@ -18,7 +18,7 @@ from . import reproduce
 from .config import EvalConfig, RunConfig, check_output_dir
 from .errors import GrpoLabError
 from .events import RunListener
-from .provenance import Code
+from .reproduce import code_of
 from .store.db import RunView
 
 ENDED = ("finished", "failed", "interrupted", "crashed")
@@ -31,11 +31,6 @@ class Plan:
     view: RunView
     config: RunConfig | EvalConfig
     model: str  # what the report says of the model
-
-
-def code_of(run) -> Code:
-    """The code a recorded run ran, from its row."""
-    return Code(run.git_commit, run.git_dirty, run.code_diff, run.code_diff_bytes)
 
 
 def plan(store, run_ref: str, output_dir: str | None = None) -> Plan:

@@ -750,5 +750,5 @@ def compare_rows(store, runs) -> list[dict[str, Any]]:
                     "config": json.loads(run.config), "hypothesis": run.hypothesis, "verdict": run.verdict,
                     "verdict_detail": run.verdict_detail, "suites_disjoint": run.suites_disjoint,
                     "sweep_id": run.sweep_id, "arm": run.arm, "superseded": run.superseded,
-                    "metrics": store.metrics(run.id)})  # fmt: skip
+                    "git_dirty": bool(run.git_dirty), "metrics": store.metrics(run.id)})  # fmt: skip
     return out
