@@ -21,6 +21,7 @@ from typer.core import TyperArgument, TyperOption
 from . import __version__
 from .config import EvalConfig, RunConfig, check_text, config_fields, load_presets, resolve, split_tags
 from .errors import GrpoLabError, Terminated
+from .text import count
 
 app = typer.Typer(
     help="Train small language models with GRPO on arithmetic tasks, and keep the research journal.",
@@ -48,6 +49,9 @@ def _option_type(type_text: str, choices: tuple[str, ...] | None):
     return Optional[str]  # noqa: UP045
 
 
+CHOICES_SHOWN = 16  # choices longer than this as <a|b|c> would be cut mid-word in an 80-column help
+
+
 def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
     """One typer option per field of ``cls``: --snake_case and --dashed-case (or the field's own flags), default
     None (= not given) unless the field is required."""
@@ -57,6 +61,10 @@ def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
         shown = ", ".join(default) if isinstance(default, list) else default
         help_text = meta["help"] + ("" if shown is None else f" [dim]\\[default: {shown}][/]")
         metavar = {"metavar": "<str>"} if type_text.startswith("list") else {}  # a repeated flag takes text
+        if meta.get("choices") and len("|".join(meta["choices"])) > CHOICES_SHOWN:
+            metavar = {"metavar": "<choice>"}  # the help names them, in words that wrap where words do
+            if not all(choice in help_text for choice in meta["choices"]):
+                help_text += f" One of: {', '.join(meta['choices'])}."
         option = typer.Option(... if meta.get("required") else None, *flags, help=help_text,
                               rich_help_panel=meta["group"], show_default=False, **metavar)  # fmt: skip
         annotation = _option_type(type_text, meta.get("choices"))
@@ -145,9 +153,17 @@ def _notices(notices: list[str]) -> None:
         typer.echo(f"grpo-lab: note: {notice}", err=True)
 
 
-def _say_if_empty(rows, shown: int) -> None:
-    if not shown and rows.is_empty():
+def _say_if_empty(rows, shown: int, **filters: object) -> None:
+    """Nothing shown: say whether the store is empty or the filters (option -> value) matched no run."""
+    if shown:
+        return
+    if rows.is_empty():
         _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
+        return
+    from .text import printable
+
+    given = [f"--{k} {printable(v)}" if v is not True else f"--{k}" for k, v in filters.items() if v]
+    _notices([f"no run matches {' '.join(given) or 'the selection'}; `grpo-lab runs` lists the runs there are"])
 
 
 def _ready_sqlite(db: str | None, command: str):
@@ -213,6 +229,10 @@ def run(
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config, offline_warning(config.model_name) if dry_run else None)
+    for key, text in (("hypothesis", hypothesis), ("expected", expected), ("criteria", criteria)):
+        if text:  # said before training, as it is recorded: what the run tests and what will decide it
+            console.print(f"[bold]{key}[/] {esc(text)}" + (" (checked when the run ends)" if key == "criteria"
+                                                           else ""), soft_wrap=True)  # fmt: skip
     if dry_run:
         return
     _refuse_early(db, config.model_name)
@@ -225,9 +245,9 @@ def run(
     view = LiveView()
 
     def started(wb, output_dir):
-        console.print(
-            f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
-        )
+        url = f" {esc(wb.url)}" if wb.url else ""
+        console.print(f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}{url}  ->  {esc(output_dir)}",
+                      soft_wrap=True)  # fmt: skip
 
     intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     _train_and_report(store, view, lambda: record_run(config, intent, store, mode, wandb_project, wandb_entity,
@@ -344,7 +364,7 @@ def rerun(
     _refuse_early(db, planned.config.model_name)
     store = _open(db, write=True)
     quiet_libraries()
-    view = LiveView()
+    view = LiveView(stages=original.kind != "eval")
 
     def started(wb, out_dir):
         console.print(f"[bold]run {wb.id}[/]  {esc(planned.config.exp_name)}  wandb {wb.mode}  ->  {esc(out_dir)}",
@@ -391,8 +411,12 @@ def runs(
     fmt = _format(fmt)
     rows = _fetcher(db)
     table = cmp.runs_table(rows(last=limit or None))
-    _write(table, fmt)
+    if table.rows or fmt not in HUMAN_FORMATS:  # no empty table for a person: a note says why there is none
+        _write(table, fmt)
     _say_if_empty(rows, len(table.rows))
+
+
+HUMAN_FORMATS = ("table", "plain", "md")
 
 
 def _format(fmt: str | None) -> str:
@@ -485,7 +509,7 @@ def eval_command(
     _refuse_early(db, config.model_name)
     store = _open(db, write=True, create=True)
     quiet_libraries()
-    view = LiveView()
+    view = LiveView(stages=False)
     try:
         recorded = record_eval(config, store, ["grpo-lab", *sys.argv[1:]], hypothesis, [view])
     finally:
@@ -607,12 +631,14 @@ def compare_command(
         else:
             paired = sw.paired_with_verdicts(rows, record, metric)
         tables = [table, paired] if fmt in ("table", "plain", "md") else [paired]  # one table for programs
+    if not table.rows and fmt in HUMAN_FORMATS:
+        tables = []  # no empty table for a person: a note says why there is none
     for t in tables:
         _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
     if table.selected is not None and table.selected > len(table.rows):
         _notices([f"showing the first {len(table.rows)} of {table.selected:,} runs; --limit 0 shows them all, "
                   "--limit N that many"])  # fmt: skip
-    _say_if_empty(rows_of, len(table.rows))
+    _say_if_empty(rows_of, len(table.rows), where=where, tag=tag, sweep=sweep)
 
 
 @app.command()
@@ -674,7 +700,7 @@ def report(
     path = _ready_sqlite(db, "report")
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
     built = write_report(path, selection, Path(out))
-    typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
+    typer.echo(f"wrote {built.path}: {count(built.runs, 'run')}, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take
 
@@ -804,7 +830,8 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
             console.print(esc(shlex.join(args)), soft_wrap=True)
         seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
         estimate = f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel}" if seconds else "no estimate"
-        console.print(f"{len(planned)} runs ({len(spec.arms)} arms x {len(spec.seeds)} seeds); {estimate} "
+        console.print(f"{count(len(planned), 'run')} ({count(len(spec.arms), 'arm')} x "
+                      f"{count(len(spec.seeds), 'seed')}); {estimate} "
                       f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip
         return
     mode = choose_mode(wandb)
@@ -812,8 +839,8 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
     queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode)
     sweep_row = queued.sweep
     verb = "recorded" if queued.new else "resumed"
-    console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {len(queued.to_run)} runs to start, "
-                  f"{queued.finished} finished, {queued.running} running elsewhere", soft_wrap=True)  # fmt: skip
+    console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {count(len(queued.to_run), 'run')} to "
+                  f"start, {queued.finished} finished, {queued.running} running elsewhere", soft_wrap=True)  # fmt: skip
     url = store.url
     logs = Path("runs") / f"sweep-{sweep_row.id}"
 
@@ -902,7 +929,10 @@ def journal_render(
         return
     runs = [r for r in report.rendered if not r.startswith("sweep_")]
     sweep_note = " and its sweep" if len(runs) < len(report.rendered) else ""
-    typer.echo(f"rendered {len(runs)} runs{sweep_note} into {report.path} ({len(report.plots)} plots updated)")
+    typer.echo(
+        f"rendered {count(len(runs), 'run')}{sweep_note} into {report.path} "
+        f"({count(len(report.plots), 'plot')} updated)"
+    )
 
 
 @app.callback(invoke_without_command=True)
@@ -928,6 +958,37 @@ class _Switch(TyperOption):
         return None
 
 
+def _add_with_aliases(self, parser, ctx) -> None:
+    """An option the help shows by its first name alone: its other spelling (--batch-size for --batch_size) is
+    accepted all the same, and a help 80 columns wide has room for whole names, choices and words."""
+    shown = self.opts
+    self.opts = [*shown, *self.aliases]
+    try:
+        TyperOption.add_to_parser(self, parser, ctx)
+    finally:
+        self.opts = shown
+
+
+class _AliasedOption(TyperOption):
+    add_to_parser = _add_with_aliases
+
+
+class _AliasedSwitch(_Switch):
+    add_to_parser = _add_with_aliases
+
+
+def _hide_aliases(param) -> None:
+    """--snake_case and --dashed-case spellings of one option: the first is shown, the others still work."""
+    if not isinstance(param, TyperOption) or len(param.opts) < 2:
+        return
+    first = param.opts[0].replace("-", "_")
+    aliases = [o for o in param.opts[1:] if o.startswith("--") and o.replace("-", "_") == first]
+    if aliases:
+        param.opts = [o for o in param.opts if o not in aliases]
+        param.aliases = aliases
+        param.__class__ = _AliasedSwitch if isinstance(param, _Switch) else _AliasedOption
+
+
 def command():
     """The click command behind ``app``, with usage lines and switches shown the way click shows them."""
     cmd = typer.main.get_command(app)
@@ -942,6 +1003,7 @@ def command():
             if type(param) is TyperArgument:
                 param.__class__ = _Argument
             switch(param)
+            _hide_aliases(param)
         make_help_option = c.get_help_option  # --help is made when a context asks for it
         c.get_help_option = lambda ctx: switch(make_help_option(ctx))
         for sub in getattr(c, "commands", {}).values():
@@ -992,6 +1054,8 @@ def main() -> None:
     from .processes import follow_parent, private_tmp
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():  # piped to a log: no library's progress bar (tqdm reads this when imported)
+        os.environ.setdefault("TQDM_DISABLE", "1")
     follow_parent()  # a process a grpo-lab command started dies with it
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up

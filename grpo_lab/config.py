@@ -131,8 +131,8 @@ class RunConfig:
     )
     exp_name: str | None = _field(
         None,
-        "Experiment name (default: the preset's, or grpo_{dataset_type}_b{batch_size}_g{num_generations}, followed "
-        "by the other flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
+        "Experiment name (default: the preset's, or grpo_<dataset>_b<batch>_g<generations>, followed by the other "
+        "flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
         group="Other",
     )
     tags: list[str] = _field(
@@ -488,8 +488,11 @@ def resolve(explicit: dict[str, Any], preset: str | None = None) -> RunConfig:
     return config
 
 
-# What a default name leaves out: the seed (replicates share a name), and what does not change the experiment.
-NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size")
+# What a default name leaves out: the seed (replicates share a name), and what does not change the experiment:
+# where and how often it is saved, on how many processes and threads it runs (`accelerate launch` gives the
+# name `--num_processes` gives), how many prompts one evaluation call takes.
+NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size", "save_steps",
+                   "save_total_limit", "num_processes")  # fmt: skip
 NAME_IN_BASE = ("dataset_type", "batch_size", "num_generations")  # grpo_{dataset_type}_b{batch}_g{generations}
 NAME_SHORT = {"n_samples": "n", "min_num": "min", "max_num": "max", "batch_size": "b", "num_generations": "g",
               "learning_rate": "lr", "temperature": "t", "epochs": "ep", "beta": "beta",

@@ -15,7 +15,7 @@ from .evaluation import EvalResult
 from .events import RunListener
 from .metrics import pct
 from .suites import tier_rank
-from .text import printable
+from .text import count, printable
 from .tracking import sync_command
 
 console = Console(stderr=False, highlight=False)
@@ -82,8 +82,9 @@ class LiveView(RunListener):
     LINES = 20  # about this many progress lines per training, plus the last step
     QUIET_SECONDS = 60.0  # and one at least this often
 
-    def __init__(self, out: Console = console):
+    def __init__(self, out: Console = console, stages: bool = True):
         self.out = out
+        self.stages = stages  # an evaluation-only run has one result per suite: no before or after to name
         self.progress: Progress | None = None
         self.task = None
         self.eval_progress: Progress | None = None
@@ -125,7 +126,8 @@ class LiveView(RunListener):
     def on_eval(self, stage: str, result: EvalResult) -> None:
         self._close_eval()
         c = result.overall
-        self.out.print(f"  {stage} / {result.split}: {pct(c.accuracy)} ({c.correct}/{c.total})")
+        label = f"{stage} / {result.split}" if self.stages else result.split
+        self.out.print(f"  {esc(label)}: {pct(c.accuracy)} ({c.correct}/{c.total})")
 
     def on_train_begin(self, total_steps: int) -> None:
         self.total, self.started = total_steps, time.monotonic()
@@ -402,5 +404,5 @@ def sweep_status_table(rows: list[dict], sweep, width: int | None = None):
     columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in STATUSES if total[s]]
     columns.append(Column("verdicts", "verdicts", [r["verdicts"] for r in rows], priority=3, flex=True))
     title = f"Sweep {sweep.id} {sweep.name}"  # short: title and notes wrap at the table's width
-    summary = ", ".join(f"{total[s]} {s}" for s in STATUSES if total[s]) + f" of {total['seeds']} runs"
+    summary = ", ".join(f"{total[s]} {s}" for s in STATUSES if total[s]) + f" of {count(total['seeds'], 'run')}"
     return terminal_table(columns, width or console.width, title=title, notes=[summary])

@@ -268,6 +268,24 @@ def test_the_plot_has_legends_the_kl_and_every_suite(isolated):
     assert plot_png(s, view).startswith(b"\x89PNG")
 
 
+def test_an_evaluation_only_plot_has_its_accuracy_panels_alone(isolated):
+    """No training curve nor KL panel standing empty, and one bar per group, not a 'before' legend with no bars."""
+    from grpo_lab.journal import plot_figure
+
+    s = Store(f"sqlite:///{isolated / 'p.db'}")
+    s.create_run(Run(id="eval0001", kind="eval", exp_name="eval_tiny-arith", status="running", host="h",
+                     started_at="2026-01-02T10:00:00+00:00", model_name="tiny-arith", config="{}"))  # fmt: skip
+    results = [("after", "arith-v1", "overall", "", 31, 200), ("after", "arith-v1", "operation", "+", 12, 81),
+               ("after", "mixed-v1", "overall", "", 40, 200)]  # fmt: skip
+    s.record("eval0001", results=results)
+    s.finish_run("eval0001", "finished", metrics=compute([], results, {}))
+    fig = plot_figure(s, s.find_run("eval0001"))
+    assert [ax.get_title() for ax in fig.axes] == ["arith-v1 accuracy", "mixed-v1 accuracy"]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    bars = [round(b.get_height(), 3) for b in fig.axes[0].patches]
+    assert bars == [0.155, 0.148]  # overall, then +: one bar each
+
+
 # --- hostile templates, forged markers, bad --out, interrupted renders -------------------------------------------
 
 
