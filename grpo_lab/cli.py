@@ -829,10 +829,14 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
             args = ["grpo-lab", "run", *p.config.command_args(), *[x for k, v in extra if v for x in (k, v)]]
             console.print(esc(shlex.join(args)), soft_wrap=True)
         seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
-        estimate = f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel}" if seconds else "no estimate"
+        if seconds:
+            estimate = (f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel} (from this store's "
+                        f"finished {spec.preset} runs)")  # fmt: skip
+        else:
+            estimate = "no estimate " + (f"(this store has no finished {spec.preset} runs)" if spec.preset else
+                                         "(estimates come from finished runs of the sweep's preset)")  # fmt: skip
         console.print(f"{count(len(planned), 'run')} ({count(len(spec.arms), 'arm')} x "
-                      f"{count(len(spec.seeds), 'seed')}); {estimate} "
-                      f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip
+                      f"{count(len(spec.seeds), 'seed')}); {esc(estimate)}", soft_wrap=True)  # fmt: skip
         return
     mode = choose_mode(wandb)
     store = _open(db, write=True, create=True)

@@ -507,8 +507,8 @@ def default_name(base: str, changed: dict[str, Any]) -> str:
     for name, *_ in config_fields():
         if name in changed:
             value = changed[name]
-            if isinstance(value, float):
-                text = f"{value:g}"
+            if isinstance(value, float):  # short (0.0001, 1e-05), but never two values under one name
+                text = f"{value:g}" if float(f"{value:g}") == value else repr(value)
             elif name == "model_name":
                 text = Path(value).name or value  # Qwen/Qwen2-0.5B-Instruct -> Qwen2-0.5B-Instruct
             elif name == "eval_suite":
