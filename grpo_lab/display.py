@@ -293,7 +293,6 @@ def show_run(store, view, out: Console = console) -> None:
         ("code", None if r.git_commit is None else code_text(r)),
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
         ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
-        ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)),
     ]  # fmt: skip
     for key, value in rows:
         if value:
@@ -301,7 +300,9 @@ def show_run(store, view, out: Console = console) -> None:
     if r.verdict:
         facts.add_row("[bold]verdict[/]", verdict_text(r))
     out.print(facts)
-    for key, value in (("command", r.command), ("resolved command", r.resolved_command)):
+    commands = (("command", r.command), ("resolved command", runnable_command(r)),
+                ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)))  # fmt: skip
+    for key, value in commands:
         if value:  # one line each, however wide: pasted into a shell, it runs as written
             out.print(f"[bold]{key}[/] {esc(value)}", soft_wrap=True)
     out.print(results_table(store.results(r.id)))
@@ -327,6 +328,18 @@ def show_run(store, view, out: Console = console) -> None:
         colour = "yellow" if finding.severity == "warning" else "cyan"
         out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
+
+
+def runnable_command(run) -> str:
+    """The resolved command as it runs: a training run recorded before the resolved command carried what the run
+    tests gets its --hypothesis, --expected and --criteria from the record (`run` requires the first)."""
+    import shlex
+
+    command = run.resolved_command
+    if run.kind != "train" or not command or not run.hypothesis or " --hypothesis " in f" {command} ":
+        return command
+    given = (("--hypothesis", run.hypothesis), ("--expected", run.expected), ("--criteria", run.criteria))
+    return command + " " + shlex.join([x for flag, value in given if value for x in (flag, value)])
 
 
 def code_text(run) -> str:
