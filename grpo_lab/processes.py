@@ -1,7 +1,7 @@
 """What a grpo-lab command leaves behind when it ends, however it ends: no process and no temporary file.
 
 - **A private temporary folder per command** (``private_tmp``): ``TMPDIR`` and ``tempfile.tempdir`` point into
-  ``grpo-lab-PID-XXXX`` under the system's temporary folder, so what libraries leave there (torchelastic's
+  ``grpo-lab-PID-HOST-XXXX`` under the system's temporary folder, so what libraries leave there (torchelastic's
   ``torchelastic_*`` log folders, WandB's ``tmp*wandb-media`` and ``tmp*wandb-artifacts``, a process that ended
   through ``os._exit``) goes with the folder when the command ends. Processes the command starts inherit it and
   leave it to their starter. A folder whose command died without a word (``kill -9``) is removed by the next
@@ -30,12 +30,21 @@ PARENT_ENV = "GRPO_LAB_PARENT"  # the PID of the grpo-lab process that started t
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def owner_pid(name: str) -> int | None:
-    """The PID in a private folder's name (``grpo-lab-1234-abcd`` -> 1234), or None for any other name."""
+def host_tag(host: str | None = None) -> str:
+    """This machine, in a private folder's name: a temporary folder another machine or container shares holds
+    folders whose PIDs mean nothing here, and they are left alone."""
+    import zlib
+
+    return f"{zlib.crc32((host or os.uname().nodename).encode()):08x}"
+
+
+def owner_pid(name: str, host: str | None = None) -> int | None:
+    """The PID in the name of a private folder made on this host (``grpo-lab-1234-0a1b2c3d-xyz`` -> 1234), or None
+    for any other name."""
     if not name.startswith(PREFIX):
         return None
     pid, sep, rest = name[len(PREFIX) :].partition("-")
-    if not sep or not rest or not pid.isdigit() or not pid.isascii():
+    if not sep or not pid.isdigit() or not pid.isascii() or not rest.startswith(host_tag(host) + "-"):
         return None
     return int(pid)
 
@@ -85,7 +94,7 @@ def private_tmp() -> Iterator[str]:
         return
     base = tempfile.gettempdir()
     sweep_stale(base)
-    folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base)
+    folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{host_tag()}-", dir=base)
     saved_env = {k: os.environ.get(k) for k in (TMP_ENV, "TMPDIR")}
     os.environ[TMP_ENV] = os.environ["TMPDIR"] = folder
     tempfile.tempdir = folder

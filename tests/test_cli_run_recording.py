@@ -150,10 +150,13 @@ def start_long_run(isolated, *extra, args=QUICK, **popen):
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code", "error"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error):
-    proc, db = start_long_run(isolated)
+    tmp = isolated / "tmp"
+    tmp.mkdir()
+    proc, db = start_long_run(isolated, env={**os.environ, "TMPDIR": str(tmp)})
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
+    assert list(tmp.iterdir()) == []  # its private temporary folder went with it
     run = only_run(db)
     assert run["status"] == "interrupted" and error in run["error"] and run["finished_at"]
     assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from grpo_lab.processes import PARENT_ENV, TMP_ENV, owner_pid, private_tmp, sweep_stale
+from grpo_lab.processes import PARENT_ENV, TMP_ENV, host_tag, owner_pid, private_tmp, sweep_stale
 
 
 def dead_pid() -> int:
@@ -19,33 +19,39 @@ def dead_pid() -> int:
     return int(proc.stdout)
 
 
-@pytest.mark.parametrize(
-    ("name", "pid"),
-    [("grpo-lab-123-abc", 123), ("grpo-lab-123-", None), ("grpo-lab-shared-x1", None), ("grpo-lab-12", None),
-     ("tmp-123-abc", None), ("grpo-lab-١٢-x", None), ("grpo-lab--x", None)],
-)  # fmt: skip
-def test_owner_pid_reads_only_grpo_labs_own_names(name, pid):
-    assert owner_pid(name) == pid
+def test_owner_pid_reads_only_grpo_labs_own_names_made_on_this_host():
+    here = host_tag()
+    assert owner_pid(f"grpo-lab-123-{here}-abc") == 123 and owner_pid(f"grpo-lab-123-{here}-") == 123
+    assert owner_pid(f"grpo-lab-123-{host_tag('elsewhere')}-abc") is None  # another machine's, in a shared /tmp
+    assert owner_pid(f"grpo-lab-123-{host_tag('elsewhere')}-abc", "elsewhere") == 123
+    for name in ("grpo-lab-123-abc", "grpo-lab-shared-x1", "grpo-lab-12", f"tmp-123-{here}-a", f"grpo-lab-١٢-{here}-x",
+                 f"grpo-lab--{here}-x", f"grpo-lab-123{here}-x"):  # fmt: skip
+        assert owner_pid(name) is None, name
+    assert len(here) == 8 and here == host_tag()
 
 
 def test_stale_folders_of_dead_commands_go_and_nothing_else(tmp_path):
     dead = dead_pid()
-    stale = tmp_path / f"grpo-lab-{dead}-abcd"
+    here = host_tag()
+    stale = tmp_path / f"grpo-lab-{dead}-{here}-abcd"
     (stale / "torchelastic_x").mkdir(parents=True)
     (stale / "torchelastic_x" / "error.json").write_text("{}")
-    alive = tmp_path / f"grpo-lab-{os.getppid()}-abcd"  # a live process's folder
+    alive = tmp_path / f"grpo-lab-{os.getppid()}-{here}-abcd"  # a live process's folder
     alive.mkdir()
-    mine = tmp_path / f"grpo-lab-{os.getpid()}-abcd"
+    mine = tmp_path / f"grpo-lab-{os.getpid()}-{here}-abcd"
+    elsewhere = tmp_path / f"grpo-lab-{dead}-{host_tag('elsewhere')}-abcd"  # its PID means nothing here
+    elsewhere.mkdir()
     mine.mkdir()
-    a_file = tmp_path / f"grpo-lab-{dead}-file"
+    a_file = tmp_path / f"grpo-lab-{dead}-{here}-file"
     a_file.write_text("not a folder")
     other = tmp_path / "keep"
     other.mkdir()
-    link = tmp_path / f"grpo-lab-{dead}-link"
+    link = tmp_path / f"grpo-lab-{dead}-{here}-link"
     link.symlink_to(other)
     assert sweep_stale(str(tmp_path)) == [str(stale)]
     assert not stale.exists()
     assert alive.exists() and mine.exists() and a_file.exists() and link.is_symlink() and other.exists()
+    assert elsewhere.exists()
     assert sweep_stale(str(tmp_path / "missing")) == []
 
 
