@@ -80,3 +80,11 @@ def test_a_human_format_shows_a_page_and_says_how_many_runs_there_are(cli, isola
         assert proc.returncode == 0 and proc.stderr == "" and all(f"run{k:05d}" in proc.stdout for k in range(130))
     assert len(json.loads(cli("compare", "--format", "json", "--limit", "7").stdout)) == 7
     assert cli("compare", "--limit", "7").stdout.startswith("7 runs")
+
+
+def test_a_selection_that_matches_nothing_says_so(cli, recorded_store):
+    db, _ = recorded_store
+    proc = cli("compare", "--db", str(db), "--where", "beta = 5")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == "grpo-lab: note: no run matches --where beta = 5; `grpo-lab runs` lists the runs there are\n"
+    assert cli("compare", "--db", str(db), "--where", "beta = 5", "--format", "json").stdout == "[]\n"
