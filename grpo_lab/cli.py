@@ -22,6 +22,7 @@ from typer.core import TyperArgument, TyperOption
 from . import __version__
 from .config import EvalConfig, RunConfig, check_text, config_fields, load_presets, resolve, split_tags
 from .errors import GrpoLabError, Terminated
+from .text import count
 
 app = typer.Typer(
     help="Train small language models with GRPO on arithmetic tasks, and keep the research journal.",
@@ -49,6 +50,9 @@ def _option_type(type_text: str, choices: tuple[str, ...] | None):
     return Optional[str]  # noqa: UP045
 
 
+CHOICES_SHOWN = 16  # choices longer than this as <a|b|c> would be cut mid-word in an 80-column help
+
+
 def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
     """One typer option per field of ``cls``: --snake_case and --dashed-case (or the field's own flags), default
     None (= not given) unless the field is required."""
@@ -62,6 +66,10 @@ def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
             if type_text.startswith(("list", "dict"))
             else {}
         )  # a repeated flag takes text
+        if meta.get("choices") and len("|".join(meta["choices"])) > CHOICES_SHOWN:
+            metavar = {"metavar": "<choice>"}  # the help names them, in words that wrap where words do
+            if not all(choice in help_text for choice in meta["choices"]):
+                help_text += f" One of: {', '.join(meta['choices'])}."
         option = typer.Option(... if meta.get("required") else None, *flags, help=help_text,
                               rich_help_panel=meta["group"], show_default=False, **metavar)  # fmt: skip
         annotation = _option_type(type_text, meta.get("choices"))
@@ -151,9 +159,17 @@ def _notices(notices: list[str]) -> None:
         typer.echo(f"grpo-lab: note: {notice}", err=True)
 
 
-def _say_if_empty(rows, shown: int) -> None:
-    if not shown and rows.is_empty():
+def _say_if_empty(rows, shown: int, **filters: object) -> None:
+    """Nothing shown: say whether the store is empty or the filters (option -> value) matched no run."""
+    if shown:
+        return
+    if rows.is_empty():
         _notices([f"the store {rows.location} (from {rows.location.source}) holds no runs yet"])
+        return
+    from .text import printable
+
+    given = [f"--{k} {printable(v)}" if v is not True else f"--{k}" for k, v in filters.items() if v]
+    _notices([f"no run matches {' '.join(given) or 'the selection'}; `grpo-lab runs` lists the runs there are"])
 
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -210,6 +226,10 @@ def run(
         from .training import check_with_trl
 
         check_with_trl(config)
+    for key, text in (("hypothesis", hypothesis), ("expected", expected), ("criteria", criteria)):
+        if text:  # said before training, as it is recorded: what the run tests and what will decide it
+            console.print(f"[bold]{key}[/] {esc(text)}" + (" (checked when the run ends)" if key == "criteria"
+                                                           else ""), soft_wrap=True)  # fmt: skip
     if dry_run:
         return
     _refuse_early(db, config.model_name)
@@ -222,9 +242,9 @@ def run(
     view = LiveView()
 
     def started(wb, output_dir):
-        console.print(
-            f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}  ->  {esc(output_dir)}", soft_wrap=True
-        )
+        url = f" {esc(wb.url)}" if wb.url else ""
+        console.print(f"[bold]run {wb.id}[/]  {esc(config.exp_name)}  wandb {wb.mode}{url}  ->  {esc(output_dir)}",
+                      soft_wrap=True)  # fmt: skip
 
     intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     _train_and_report(store, view, lambda: record_run(config, intent, store, mode, wandb_project, wandb_entity,
@@ -301,6 +321,82 @@ def resume(
 
 
 @app.command()
+def rerun(
+    run_id: str = typer.Argument(..., help="A run that ended (ID or unique prefix)."),
+    output_dir: str = typer.Option(
+        None, "--output_dir", "--output-dir", help="The rerun's model: a new or empty folder \\[default: runs/<ID>]"
+    ),
+    db: str = db_option(),
+    wandb: str = typer.Option(
+        None, "--wandb", help="online | offline | disabled \\[default: online with a WandB login, else offline]"
+    ),
+    wandb_project: str = typer.Option(
+        None, "--wandb_project", "--wandb-project", help="WandB project \\[default: $WANDB_PROJECT or grpo-lab]"
+    ),
+    wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
+):
+    """Run a recorded run again from its record (configuration, model, hypothesis) as a new run linked to it, and
+    say metric by metric whether it reproduced: identical, within float noise, or not.
+
+    It runs the code installed here and says whether that is the code the run ran (its git commit, and the diff
+    of a dirty tree: grpo-lab show ID --diff). Exit code 1 when a metric did not reproduce.
+    """
+    from . import launch
+    from .display import LiveView, console, esc, reproduction_table
+    from .reproduce import code_of, describe, reproduced, summary
+    from .rerun import plan
+    from .rerun import rerun as run_again
+    from .runner import quiet_libraries
+    from .tracking import choose_mode
+
+    mode = choose_mode(wandb)
+    planned = plan(_open(db), run_id, output_dir)  # read-only: a refused rerun leaves the store's bytes alone
+    original = planned.view.run
+    processes = getattr(planned.config, "num_processes", None) or 1
+    if processes > 1 and launch.world_size() == 1:
+        launch.hand_over(processes, sys.argv[1:])
+    console.quiet = not launch.is_main()
+    console.print(f"[bold]rerunning run {original.id}[/] {esc(original.exp_name)}: it ran "
+                  f"{esc(describe(code_of(original)))}; model {esc(planned.model)}", soft_wrap=True)  # fmt: skip
+    _refuse_early(db, planned.config.model_name)
+    store = _open(db, write=True)
+    quiet_libraries()
+    view = LiveView(stages=original.kind != "eval")
+
+    def started(wb, out_dir):
+        console.print(f"[bold]run {wb.id}[/]  {esc(planned.config.exp_name)}  wandb {wb.mode}  ->  {esc(out_dir)}",
+                      soft_wrap=True)  # fmt: skip
+
+    argv = launch.typed_command(["grpo-lab", *sys.argv[1:]])
+    try:
+        outcome = run_again(planned, store, argv, mode, wandb_project, wandb_entity, [view], started)
+    finally:
+        view.close()
+    if outcome is None:  # another process of a launch: the main one reports
+        return
+    if hasattr(outcome.recorded, "wandb"):  # a training run: its end as `grpo-lab run` prints it
+        _report_run(store, outcome.recorded)
+    else:
+        console.print(results_table_of(store, outcome.run_id))
+        if outcome.status != "finished":
+            fail(f"evaluation {outcome.run_id} {outcome.status}: {outcome.error} (recorded in the store)",
+                 outcome.exit_code)  # fmt: skip
+    console.print(reproduction_table(outcome.lines, original.id, outcome.run_id))
+    console.print(f"code: {esc(outcome.code)}", soft_wrap=True)
+    console.print(f"model: {esc(outcome.model)}", soft_wrap=True)
+    said = summary(outcome.lines)
+    if not reproduced(outcome.lines):
+        fail(f"run {outcome.run_id} did not reproduce run {original.id}: {said.removeprefix('not reproduced: ')}", 1)
+    console.print(f"run {outcome.run_id} against run {original.id}: {esc(said)}", soft_wrap=True)
+
+
+def results_table_of(store, run_id: str):
+    from .display import results_table
+
+    return results_table(store.results(run_id), title="Greedy accuracy")
+
+
+@app.command()
 def runs(
     db: str = db_option(),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first (0 for all).", min=0, max=SQL_INT),
@@ -312,8 +408,12 @@ def runs(
     fmt = _format(fmt)
     rows = _fetcher(db)
     table = cmp.runs_table(rows(last=limit or None))
-    _write(table, fmt)
+    if table.rows or fmt not in HUMAN_FORMATS:  # no empty table for a person: a note says why there is none
+        _write(table, fmt)
     _say_if_empty(rows, len(table.rows))
+
+
+HUMAN_FORMATS = ("table", "plain", "md")
 
 
 def _format(fmt: str | None) -> str:
@@ -342,13 +442,32 @@ def _write(table, fmt: str, separate: bool = False, all_columns: bool = False) -
 
 
 @app.command()
-def show(run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
-         db: str = db_option()):  # fmt: skip
+def show(
+    run_id: str = typer.Argument(..., help="A run ID or a unique prefix of one.", show_default=False),
+    diff: bool = typer.Option(
+        False, "--diff", help="Print only the diff of the uncommitted changes the run ran with (git apply takes it)."
+    ),
+    db: str = db_option(),
+):
     """Print one run in full: intent, provenance, configuration, curve, samples, results, notes."""
     from .display import console, show_run
 
     store = _open(db)
-    show_run(store, store.find_run(run_id), console)
+    view = store.find_run(run_id)
+    if diff:
+        return _print_diff(view.run)
+    show_run(store, view, console)
+
+
+def _print_diff(run) -> None:
+    """A run's kept diff as it was recorded (on a terminal, control characters as escapes), or why there is none."""
+    from .reproduce import code_of, describe
+    from .text import printable
+
+    if not run.git_dirty or run.code_diff is None:
+        why = "no uncommitted changes" if run.git_dirty is False else describe(code_of(run))
+        raise GrpoLabError(f"run {run.id} has no diff to print: it ran {why}")
+    sys.stdout.write(printable(run.code_diff, keep="\t\n") if sys.stdout.isatty() else run.code_diff)
 
 
 @app.command()
@@ -387,7 +506,7 @@ def eval_command(
     _refuse_early(db, config.model_name)
     store = _open(db, write=True, create=True)
     quiet_libraries()
-    view = LiveView()
+    view = LiveView(stages=False)
     try:
         recorded = record_eval(config, store, ["grpo-lab", *sys.argv[1:]], hypothesis, [view])
     finally:
@@ -530,7 +649,7 @@ def compare_command(
     page = cmp.PAGE if limit is None and fmt in ("table", "plain", "md") else None  # programs get every row
     table = cmp.compare(fetch, run_ids, where, tag, last, sort, limit or None, all_columns, group_by_seed, page)
     tables = [table]
-    human = fmt in ("table", "plain", "md")
+    human = fmt in HUMAN_FORMATS
     if baseline or (record and record["baseline"]):
         rows = cmp.fetch_rows(fetch, run_ids, where, tag, last)
         if baseline or record is None:
@@ -546,12 +665,14 @@ def compare_command(
         if human:
             paired = cmp.same_on_every_row(paired)
         tables = [table, paired] if human else [paired]  # one table for programs
+    if not table.rows and human:
+        tables = []  # no empty table for a person: a note says why there is none
     for t in tables:
         _write(t, fmt, separate=len(tables) > 1 and t is table, all_columns=all_columns)
     if table.selected is not None and table.selected > len(table.rows):
         _notices([f"showing the first {len(table.rows)} of {table.selected:,} runs; --limit 0 shows them all, "
                   "--limit N that many"])  # fmt: skip
-    _say_if_empty(rows_of, len(table.rows))
+    _say_if_empty(rows_of, len(table.rows), where=where, tag=tag, sweep=sweep)
 
 
 def _headline(paired, record, fmt: str) -> None:
@@ -641,7 +762,7 @@ def report(
     _notices(rows.notices)
     selection = Selection(run_ids or None, where, tag, last, all_columns, baseline, metric, sweep)
     built = write_report(rows.location, selection, Path(out))
-    typer.echo(f"wrote {built.path}: {built.runs} runs, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
+    typer.echo(f"wrote {built.path}: {count(built.runs, 'run')}, {built.bytes / 1e6:.1f} MB in {built.seconds:.1f} s")
     if screenshot:
         from .browser import screenshot as take
 
@@ -811,17 +932,22 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
             args = ["grpo-lab", "run", *p.config.command_args(), *[x for k, v in extra if v for x in (k, v)]]
             console.print(esc(shlex.join(args)), soft_wrap=True)
         seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
-        estimate = f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel}" if seconds else "no estimate"
-        console.print(f"{len(planned)} runs ({len(spec.arms)} arms x {len(spec.seeds)} seeds); {estimate} "
-                      f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip
+        if seconds:
+            estimate = (f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel} (from this store's "
+                        f"finished {spec.preset} runs)")  # fmt: skip
+        else:
+            estimate = "no estimate " + (f"(this store has no finished {spec.preset} runs)" if spec.preset else
+                                         "(estimates come from finished runs of the sweep's preset)")  # fmt: skip
+        console.print(f"{count(len(planned), 'run')} ({count(len(spec.arms), 'arm')} x "
+                      f"{count(len(spec.seeds), 'seed')}); {esc(estimate)}", soft_wrap=True)  # fmt: skip
         return
     mode = choose_mode(wandb)
     store = _open(db, write=True, create=True)
     queued = sw.queue(store, spec, source, ["grpo-lab", *sys.argv[1:]], parallel, mode, plan, underpowered)
     sweep_row = queued.sweep
     verb = "recorded" if queued.new else "resumed"
-    console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {len(queued.to_run)} runs to start, "
-                  f"{queued.finished} finished, {queued.running} running elsewhere", soft_wrap=True)  # fmt: skip
+    console.print(f"[bold]sweep {sweep_row.id}[/] {esc(spec.name)} {verb}: {count(len(queued.to_run), 'run')} to "
+                  f"start, {queued.finished} finished, {queued.running} running elsewhere", soft_wrap=True)  # fmt: skip
     url = store.url
     logs = Path("runs") / f"sweep-{sweep_row.id}"
 
@@ -910,7 +1036,10 @@ def journal_render(
         return
     runs = [r for r in report.rendered if not r.startswith("sweep_")]
     sweep_note = " and its sweep" if len(runs) < len(report.rendered) else ""
-    typer.echo(f"rendered {len(runs)} runs{sweep_note} into {report.path} ({len(report.plots)} plots updated)")
+    typer.echo(
+        f"rendered {count(len(runs), 'run')}{sweep_note} into {report.path} "
+        f"({count(len(report.plots), 'plot')} updated)"
+    )
 
 
 @app.callback(invoke_without_command=True)
@@ -936,6 +1065,37 @@ class _Switch(TyperOption):
         return None
 
 
+def _add_with_aliases(self, parser, ctx) -> None:
+    """An option the help shows by its first name alone: its other spelling (--batch-size for --batch_size) is
+    accepted all the same, and a help 80 columns wide has room for whole names, choices and words."""
+    shown = self.opts
+    self.opts = [*shown, *self.aliases]
+    try:
+        TyperOption.add_to_parser(self, parser, ctx)
+    finally:
+        self.opts = shown
+
+
+class _AliasedOption(TyperOption):
+    add_to_parser = _add_with_aliases
+
+
+class _AliasedSwitch(_Switch):
+    add_to_parser = _add_with_aliases
+
+
+def _hide_aliases(param) -> None:
+    """--snake_case and --dashed-case spellings of one option: the first is shown, the others still work."""
+    if not isinstance(param, TyperOption) or len(param.opts) < 2:
+        return
+    first = param.opts[0].replace("-", "_")
+    aliases = [o for o in param.opts[1:] if o.startswith("--") and o.replace("-", "_") == first]
+    if aliases:
+        param.opts = [o for o in param.opts if o not in aliases]
+        param.aliases = aliases
+        param.__class__ = _AliasedSwitch if isinstance(param, _Switch) else _AliasedOption
+
+
 def command():
     """The click command behind ``app``, with usage lines and switches shown the way click shows them."""
     cmd = typer.main.get_command(app)
@@ -950,6 +1110,7 @@ def command():
             if type(param) is TyperArgument:
                 param.__class__ = _Argument
             switch(param)
+            _hide_aliases(param)
         make_help_option = c.get_help_option  # --help is made when a context asks for it
         c.get_help_option = lambda ctx: switch(make_help_option(ctx))
         for sub in getattr(c, "commands", {}).values():
@@ -965,7 +1126,12 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
+    """Exit with ``code`` and one line; under a launcher only the main process speaks (every process of a launch
+    meets the same error or signal, and the main one says it once)."""
+    from . import launch
+
+    if launch.is_main():
+        typer.echo(f"grpo-lab: error: {one_line(message)}", err=True)
     raise SystemExit(code)
 
 
@@ -992,16 +1158,32 @@ def _leave_now(signum, frame):
 
 
 def main() -> None:
+    from .processes import follow_parent, private_tmp
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not sys.stderr.isatty():  # piped to a log: no library's progress bar (tqdm reads this when imported)
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    follow_parent()  # a process a grpo-lab command started dies with it
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up
         signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        problem = _not_text(sys.argv[1:])
+        with private_tmp():  # what libraries leave in the temporary folder goes when the command ends
+            code = _command(sys.argv[1:])
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
+    raise SystemExit(code or 0)
+
+
+def _command(args: list[str]) -> int:
+    """Run one command line; its exit code. Every error a person can act on is one line (``fail``)."""
+    try:
+        problem = _not_text(args)
         if problem:
             raise GrpoLabError(f"{problem}; pass arguments in UTF-8")
-        code = command().main(sys.argv[1:], prog_name="grpo-lab", standalone_mode=False)
+        code = command().main(args, prog_name="grpo-lab", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C inside a command into a silent exit code 130
             raise KeyboardInterrupt
     except GrpoLabError as exc:
@@ -1016,7 +1198,4 @@ def main() -> None:
         fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
-    raise SystemExit(code or 0)
+    return code

@@ -22,7 +22,7 @@ from .diagnostics import diagnose
 from .errors import GrpoLabError
 from .store.query import FINISHED
 from .suites import SUITES
-from .text import printable
+from .text import count, printable
 
 RUN_FIELDS = {"id": "id", "name": "exp_name", "exp_name": "exp_name", "status": "status", "kind": "kind",
               "model": "model_name", "started": "started_at", "duration": "duration_s",
@@ -36,6 +36,10 @@ SHOWN_ELSEWHERE = {"exp_name"}  # the name column already shows it
 # cells tab-separated (cut, awk -F'\t'); md: a Markdown table; csv and json: raw numbers for programs.
 FORMATS = ("table", "plain", "tsv", "md", "csv", "json")
 OLD_MARK = "†"
+DIRTY_MARK = "*"
+DIRTY_NOTE = (
+    f"{DIRTY_MARK} ran with uncommitted changes in its git tree: `grpo-lab show ID` says whether their diff was kept"
+)
 OLD_NOTE = (
     f"{OLD_MARK} recorded before suites were held out of training sets: the run (and the tiny model it may have "
     "started from) could have trained on suite problems; its SUITE_overlap says how many, where known"
@@ -97,6 +101,7 @@ class Table:
     changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
     selected: int | None = None  # when a page was shown: how many runs the filters selected in all
     points: bool = False  # a paired table of accuracies: differences in percentage points
+    asked: set[str] = field(default_factory=set)  # fields --where or --sort named: a terminal keeps them first
 
 
 def _seed_key(row: dict[str, Any]) -> str:
@@ -159,12 +164,14 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     flat = []
     for row in rows:
         m = row["metrics"]
-        out = {"id": row["id"], "name": row["exp_name"], "status": row["status"], "started": row["started_at"][:16]}
+        out = {"id": row["id"], "name": row["exp_name"], "status": row["status"], "started": row["started_at"][:16],
+               "kind": row.get("kind", "train")}  # fmt: skip
         out.update({c: row["config"].get(c) for c in config_cols})
         out.update({c: m.get(c) for c in result_cols})
         out["duration"] = row["duration_s"]
         out["verdict"] = row.get("verdict")
         out["suites_disjoint"] = bool(row.get("suites_disjoint", True))
+        out["git_dirty"] = bool(row.get("git_dirty"))
         out["diagnostics"] = " ".join(f.code for f in diagnose(row["config"], m))
         flat.append(out)
     columns = ["id", "name", "status", "started", *config_cols, *result_cols, "verdict", "diagnostics"]
@@ -175,6 +182,12 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
         table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
     if any(not r["suites_disjoint"] for r in table.rows) and suites:
         table.notes.append(OLD_NOTE)
+    if any(r["git_dirty"] for r in table.rows):
+        table.notes.append(DIRTY_NOTE)
+    repeats = repeated_seeds(rows) if group_by_seed else []
+    if repeats:
+        table.notes.append(f"{_runs(len(repeats))} of a seed already in {'its' if len(repeats) == 1 else 'their'} "
+                           f"group left out (the newest run of each seed counts): {', '.join(repeats)}")  # fmt: skip
     if left_out:
         counts = ", ".join(f"{left_out.count(s)} {s}" for s in sorted(set(left_out)))
         table.notes.append(f"not in the groups (no results to average): {counts}")
@@ -186,15 +199,15 @@ RUNS_TITLE = "Runs, newest first"
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     """``grpo-lab runs``: ID, status, name, start, hypothesis, before -> after on the run's own held-out problems,
-    the first suite and the training problems, the final reward, and the verdict."""
-    suites = _suites(rows)[:1]
+    each suite (a terminal keeps the first) and the training problems, the final reward, and the verdict."""
+    suites = _suites(rows)
     changes = ["held_out", *suites, "train_acc"]
     flat = []
     for row in rows:
         m = row["metrics"]
         out = {"id": row["id"], "status": row["status"], "name": row["exp_name"], "started": row["started_at"][:16],
                "hypothesis": row["hypothesis"], "final_reward": m.get("final_reward"), "verdict": row["verdict"],
-               "suites_disjoint": row["suites_disjoint"]}  # fmt: skip
+               "suites_disjoint": row["suites_disjoint"], "git_dirty": bool(row.get("git_dirty"))}  # fmt: skip
         for col in changes:
             out[col], out[f"{col}_before"] = m.get(col), m.get(f"{col}_before")
         flat.append(out)
@@ -203,6 +216,8 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(columns, flat, set(changes), title=RUNS_TITLE, marked=marked, changes=set(changes))
     if any(not r["suites_disjoint"] for r in flat) and suites:
         table.notes.append(OLD_NOTE)
+    if any(r["git_dirty"] for r in flat):
+        table.notes.append(DIRTY_NOTE)
     return table
 
 
@@ -221,6 +236,7 @@ def _group_by_seed(rows, flat, columns, result_cols):
         verdicts = [m["verdict"] or "unchecked" for m in members]
         merged["verdict"] = " ".join(f"{v}×{verdicts.count(v)}" for v in sorted(set(verdicts)))
         merged["suites_disjoint"] = all(m["suites_disjoint"] for m in members)
+        merged["git_dirty"] = any(m["git_dirty"] for m in members)
         merged["diagnostics"] = " ".join(sorted({d for m in members for d in (m["diagnostics"] or "").split()}))
         out.append(merged)
     columns = [c for c in columns if c not in ("status", "started")]
@@ -230,13 +246,31 @@ def _group_by_seed(rows, flat, columns, result_cols):
 
 def _groups(rows, flat=None) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
     """Runs that differ only in seed, groups in order of first appearance, runs in a group by seed: (raw row,
-    flat row) pairs. Only finished runs are in a group: n counts the values a mean is over."""
+    flat row) pairs. Only finished runs are in a group, one per seed (the newest: a rerun or a repeat of a seed
+    is no new sample), so that n counts the independent values a mean is over."""
     groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for raw, row in zip(rows, flat or rows, strict=True):
         if raw["status"] != FINISHED:
             continue
         groups.setdefault(_seed_key(raw), []).append((raw, row))
-    return {key: sorted(pairs, key=lambda pair: _seed_order(pair[0])) for key, pairs in groups.items()}
+    return {key: sorted(_newest_per_seed(pairs), key=lambda pair: _seed_order(pair[0]))
+            for key, pairs in groups.items()}  # fmt: skip
+
+
+def _newest_per_seed(pairs):
+    newest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for pair in pairs:
+        seed = json.dumps(pair[0]["config"].get("seed"))
+        if seed not in newest or (pair[0]["started_at"], pair[0]["id"]) > (newest[seed][0]["started_at"],
+                                                                           newest[seed][0]["id"]):  # fmt: skip
+            newest[seed] = pair
+    return list(newest.values())
+
+
+def repeated_seeds(rows) -> list[str]:
+    """The finished runs a seed group leaves out: older runs of a seed its group already has (reruns, repeats)."""
+    kept = {raw["id"] for pairs in _groups(rows).values() for raw, _ in pairs}
+    return [r["id"] for r in rows if r["status"] == FINISHED and r["id"] not in kept]
 
 
 def _seed_order(raw: dict[str, Any]) -> tuple:
@@ -370,14 +404,19 @@ def compare(fetch, ids=None, where=None, tag=None, last=None, sort=None, limit=N
     if sort and _limits_in_sql(sort, limit, last, group_by_seed):  # the table never sees the other rows: ask now
         col = sort.lstrip("-")
         if col not in _Fields(getattr(fetch, "has_metric", None)):
-            raise GrpoLabError(f"--sort: no column {col!r}; sort by a flag, a run field or a metric this store "
-                               "holds, e.g. --sort -arith-v1")  # fmt: skip
+            held = fetch.metric_names() if hasattr(fetch, "metric_names") else []
+            hint = filters.suggest(col, [*_Fields(), *held], "") or (
+                "; sort by a flag, a run field or a metric this store holds, e.g. --sort -arith-v1"
+            )
+            raise GrpoLabError(f"--sort: no column {col!r}{hint}")
     rows = fetch_rows(fetch, ids, where, tag, last, sort, limit, group_by_seed, names)
     if ids and not (where or tag or last or limit):  # with no other filter every ID must name some run
         missing = [i for i in ids if not any(row["id"].startswith(i) for row in rows)]
         if missing:
             raise GrpoLabError(f"no run with ID {missing[0]!r}; `grpo-lab runs` lists them")
     table = build_table(rows, all_columns, group_by_seed)
+    table.asked = {c.field for c in parse_where(where, getattr(fetch, "has_metric", None))}
+    table.asked |= {RUN_FIELDS.get(sort.lstrip("-"), sort.lstrip("-"))} if sort else set()
     if sort and not _limits_in_sql(sort, limit, last, group_by_seed):
         table.rows = sort_rows(table, sort)
     if limit:
@@ -432,7 +471,8 @@ def sort_rows(table: Table, sort: str) -> list[dict[str, Any]]:
     descending = sort.startswith("-")
     col = sort.lstrip("-")
     if col not in table.columns:
-        raise GrpoLabError(f"--sort: no column {col!r}; columns: {', '.join(table.columns)}")
+        hint = filters.suggest(col, table.columns, "")
+        raise GrpoLabError(f"--sort: no column {col!r}{hint or '; columns: ' + ', '.join(table.columns)}")
     present = [r for r in table.rows if r.get(col) is not None]
     missing = [r for r in table.rows if r.get(col) is None]
     return sorted(present, key=lambda r: (isinstance(r[col], str), r[col]), reverse=descending) + missing
@@ -449,9 +489,9 @@ def cell(table: Table, row: dict[str, Any], col: str) -> str:
         return _change(table, row, col)
     if value is None:
         return "-"
-    if col == "id" and "," in value:  # a seed group: its first run and how many more (csv/json keep them all)
+    if col == "id":  # a seed group: its first run and how many more (csv/json keep them all)
         first, *rest = value.split(",")
-        return f"{first} +{len(rest)}"
+        return first + (DIRTY_MARK if row.get("git_dirty") else "") + (f" +{len(rest)}" if rest else "")
     sd = row.get(f"{col}_sd")
     mark = OLD_MARK if col in table.marked and not row.get("suites_disjoint", True) else ""
     if col in ("p", "p_holm", "min_p") and isinstance(value, float):
@@ -494,6 +534,8 @@ def _formatter(table: Table, col: str):
     marked = col in table.marked
     if col in table.changes:
         return lambda _, row: _change(table, row, col)
+    if col == "id":
+        return lambda value, row: value + (DIRTY_MARK if row.get("git_dirty") else "")
 
     def fmt(value: Any, row: dict[str, Any]) -> str:
         if value is None:
@@ -541,8 +583,11 @@ def _raw_columns(table: Table) -> list[str]:
     if "p" in table.columns:
         cols += ["min_p", "per_seed"]
         cols += [k for k in ("arm", "verdict_words", "thresholds") if any(k in r for r in table.rows)]
-    elif table.marked:
+        return cols
+    if table.marked:
         cols.append("suites_disjoint")
+    if any("git_dirty" in r for r in table.rows):
+        cols.append("git_dirty")
     return cols
 
 
@@ -574,12 +619,14 @@ def to_json(table: Table) -> str:
 SHORT_HEADERS = {"learning_rate": "lr", "num_generations": "gens", "batch_size": "batch", "temperature": "temp",
                  "dataset_type": "dataset", "max_completion_length": "max_len", "eval_batch_size": "eval_batch",
                  "model_name": "model"}  # fmt: skip
-# What the terminal keeps longest: lower first. Config columns that vary come right after the results that
-# matter; the ones that differ between any two runs without changing the experiment go first.
-_PRIORITY = {"id": 0, "name": 1, "held_out": 2, "verdict": 4, "n": 5, "diff": 2, "ci95": 3, "mde": 5, "p": 5,
+# What the terminal keeps longest: lower first. In a run table the fields --where or --sort named come first
+# (ASKED), then the config columns that vary (10 + their rank: what tells the runs apart), then the verdict and
+# the results; the config columns that differ between any two runs without changing the experiment go first.
+ASKED = 2
+_PRIORITY = {"id": 0, "name": 1, "verdict": 40, "held_out": 41, "n": 5, "diff": 2, "ci95": 3, "mde": 5, "p": 5,
              "p_holm": 4,
-             "baseline": 6, "value": 7, "note": 8, "final_reward": 30, "diagnostics": 31, "status": 32,
-             "train_acc": 40, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
+             "baseline": 6, "value": 7, "note": 8, "final_reward": 44, "diagnostics": 45, "status": 46,
+             "train_acc": 47, "zero_std": 60, "duration": 61, "started": 62, "seeds": 63, "unpaired": 64,
              "seed": 80, "output_dir": 90, "tags": 91, "threads": 92, "eval_batch_size": 93}  # fmt: skip
 _FLEX = {"name": 12, "diagnostics": 11, "note": 16}
 
@@ -596,17 +643,22 @@ def terminal_columns(table: Table) -> list:
         cells = [printable(cell(table, row, col)) for row in table.rows]  # no control character reaches a terminal
         if col == "started":
             cells = [c[5:].replace("T", " ") for c in cells]  # 11-25 15:01
-        if col in _PRIORITY:
+        if col in table.asked and col not in ("id", "name"):
+            priority = ASKED + len(seen) / 100
+        elif col in _PRIORITY:
             priority = _PRIORITY[col]
         elif col in CONFIG_FIELDS:
             priority = 10 + config_rank[col]
         elif col in suites:
-            priority = 3 if col == suites[0] else 50 + i
+            priority = 42 if col == suites[0] else 50 + i
         else:
             priority = 70 + i
+        # a config value an evaluation-only run lacks (it has no batch) is no difference; one left unset is
+        known = [c for c, row in zip(cells, table.rows, strict=True) if col not in CONFIG_FIELDS or
+                 row.get("kind", "train") != "eval"]  # fmt: skip
         if len(table.rows) > 1 and (len(set(cells)) == 1 or cells in seen):
             priority = 99
-        elif len(set(cells) - {"-"}) <= 1:  # the same wherever it is known (evaluation-only runs have no batch)
+        elif len(set(known) - ({"-"} if col not in CONFIG_FIELDS else set())) <= 1:  # the same wherever known
             priority = 95
         seen.append(cells)
         out.append(Column(col, SHORT_HEADERS.get(col, col), cells, priority, col in _FLEX, _FLEX.get(col, 0),
@@ -662,8 +714,13 @@ def to_plain(table: Table) -> str:
 
 def _count(table: Table) -> str:
     if "n" in table.columns and "seeds" in table.columns:  # grouped by seed
-        return f"{len(table.rows)} seed groups of {sum(r['n'] for r in table.rows)} runs"
-    return f"{len(table.rows)} runs"
+        groups = len(table.rows)
+        return f"{groups} seed group{'' if groups == 1 else 's'} of {_runs(sum(r['n'] for r in table.rows))}"
+    return _runs(len(table.rows))
+
+
+def _runs(n: int) -> str:
+    return count(n, "run")
 
 
 def to_tsv(table: Table) -> str:

@@ -211,8 +211,8 @@ class RunConfig:
     )
     exp_name: str | None = _field(
         None,
-        "Experiment name (default: the preset's, or grpo_{dataset_type}_b{batch_size}_g{num_generations}, followed "
-        "by the other flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
+        "Experiment name (default: the preset's, or grpo_<dataset>_b<batch>_g<generations>, followed by the other "
+        "flags you set, e.g. cpu_quick_lr0.0001_beta0; not the seed, so replicates share a name).",
         group="Other",
     )
     tags: list[str] = _field(
@@ -754,7 +754,9 @@ def resolve(explicit: dict[str, Any], preset: str | None = None) -> RunConfig:
     return config
 
 
-# What a default name leaves out: the seed (replicates share a name), and what does not change the experiment.
+# What a default name leaves out: the seed (replicates share a name), and what does not change the experiment:
+# where and how often it is saved, on how many processes and threads it runs (`accelerate launch` gives the
+# name `--num_processes` gives), how many prompts one evaluation call takes, whether vLLM generates.
 NAME_LEAVES_OUT = ("exp_name", "seed", "tags", "threads", "output_dir", "eval_batch_size", "num_processes",
                    "save_steps", "save_total_limit", "use_vllm")  # fmt: skip
 NAME_IN_BASE = ("dataset_type", "task", "batch_size", "num_generations")  # grpo_{task}_b{batch}_g{generations}
@@ -768,7 +770,9 @@ NAME_SHORT = {"n_samples": "n", "min_num": "min", "max_num": "max", "batch_size"
 
 
 def _name_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value).replace(" ", "")
+    if isinstance(value, float):  # short (0.0001, 1e-05), but never two values under one name
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return str(value).replace(" ", "")
 
 
 def default_name(base: str, changed: dict[str, Any]) -> str:
@@ -781,8 +785,8 @@ def default_name(base: str, changed: dict[str, Any]) -> str:
             value = changed[name]
             if value is True:  # a switch: its short name alone (masktrunc)
                 text = ""
-            elif isinstance(value, float):
-                text = f"{value:g}"
+            elif isinstance(value, float):  # short (0.0001, 1e-05), but never two values under one name
+                text = _name_value(value)
             elif isinstance(value, dict):  # --trl: each field and value (delta1.5)
                 text = "_".join(f"{k}{_name_value(v)}" for k, v in value.items())
             elif isinstance(value, list):

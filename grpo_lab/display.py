@@ -15,7 +15,7 @@ from .evaluation import EvalResult
 from .events import RunListener
 from .metrics import pct
 from .suites import tier_rank
-from .text import printable
+from .text import count, printable
 from .tracking import sync_command
 
 console = Console(stderr=False, highlight=False)
@@ -86,8 +86,9 @@ class LiveView(RunListener):
     LINES = 20  # about this many progress lines per training, plus the last step
     QUIET_SECONDS = 60.0  # and one at least this often
 
-    def __init__(self, out: Console = console):
+    def __init__(self, out: Console = console, stages: bool = True):
         self.out = out
+        self.stages = stages  # an evaluation-only run has one result per suite: no before or after to name
         self.progress: Progress | None = None
         self.task = None
         self.eval_progress: Progress | None = None
@@ -130,7 +131,8 @@ class LiveView(RunListener):
     def on_eval(self, stage: str, result: EvalResult) -> None:
         self._close_eval()
         c = result.overall
-        self.out.print(f"  {stage} / {result.split}: {pct(c.accuracy)} ({c.correct}/{c.total})")
+        label = f"{stage} / {result.split}" if self.stages else result.split
+        self.out.print(f"  {esc(label)}: {pct(c.accuracy)} ({c.correct}/{c.total})")
 
     def on_train_begin(self, total_steps: int) -> None:
         self.total, self.started = total_steps, time.monotonic()
@@ -244,6 +246,32 @@ def results_table(results, title: str = "Greedy accuracy, before -> after traini
     return table
 
 
+def reproduction_table(lines, original: str, rerun: str) -> Table:
+    """A rerun against its run, metric by metric: both values (accuracies as percentages to 0.01), the difference,
+    and whether it reproduced."""
+    from .reproduce import DIFFERS, IDENTICAL, MISSING
+
+    table = Table(title=f"Reproduction: run {rerun} against run {original}")
+    for col, justify in (("metric", "left"), (original, "right"), (rerun, "right"), ("difference", "right"),
+                         ("reproduced", "left")):  # fmt: skip
+        table.add_column(col, justify=justify)
+    colour = {IDENTICAL: "green", DIFFERS: "red", MISSING: "yellow"}
+
+    def shown(value: float | None, accuracy: bool, sign: str = "") -> str:
+        if value is None:
+            return "-"
+        return f"{100 * value:{sign}.2f}%" if accuracy else f"{value:{sign}.6g}"
+
+    for line in lines:
+        parsed = metric_names.parse(line.metric)
+        accuracy = parsed is not None and parsed.suffix != "overlap"
+        difference = line.difference
+        table.add_row(esc(line.metric), shown(line.original, accuracy), shown(line.rerun, accuracy),
+                      "0" if difference == 0 else shown(difference, accuracy, "+"),
+                      f"[{colour.get(line.verdict, 'cyan')}]{line.verdict}[/]")  # fmt: skip
+    return table
+
+
 def curve_table(steps, keys=("reward", "reward_std", "frac_reward_zero_std", "kl", "loss", "grad_norm")) -> Table:
     """The training curve at a handful of evenly spaced steps."""
     table = Table(title=f"Training curve ({len(steps)} steps)")
@@ -265,17 +293,16 @@ def show_run(store, view, out: Console = console) -> None:
     facts = Table(show_header=False, box=None, pad_edge=False)
     rows = [
         ("hypothesis", r.hypothesis), ("expected", r.expected), ("criteria", r.criteria), ("preset", r.preset),
-        ("tags", ", ".join(view.tags)), ("command", r.command), ("resolved command", r.resolved_command),
-        ("started", r.started_at), ("finished", r.finished_at),
+        ("tags", ", ".join(view.tags)), ("rerun of", r.rerun_of), ("started", r.started_at),
+        ("finished", r.finished_at),
         ("duration", None if r.duration_s is None else f"{r.duration_s:.1f} s"),
         ("training time", None if r.train_seconds is None else f"{r.train_seconds:.1f} s"),
         ("error", r.error),
         ("model", f"{r.model_name}" + (f" (sha256 {r.model_checksum})" if r.model_checksum else "")),
         ("output dir", r.output_dir), ("host / pid", f"{r.host} / {r.pid}"),
-        ("git", None if r.git_commit is None else r.git_commit[:12] + (" (dirty)" if r.git_dirty else "")),
+        ("code", None if r.git_commit is None else code_text(r)),
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
         ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
-        ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)),
     ]  # fmt: skip
     for key, value in rows:
         if value:
@@ -283,6 +310,11 @@ def show_run(store, view, out: Console = console) -> None:
     if r.verdict:
         facts.add_row("[bold]verdict[/]", verdict_text(r))
     out.print(facts)
+    commands = (("command", r.command), ("resolved command", runnable_command(r)),
+                ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)))  # fmt: skip
+    for key, value in commands:
+        if value:  # one line each, however wide: pasted into a shell, it runs as written
+            out.print(f"[bold]{key}[/] {esc(value)}", soft_wrap=True)
     out.print(results_table(store.results(r.id)))
     if not r.suites_disjoint and metric_names.suites_of(view.metrics):
         counts = [f"{s}: {int(view.metrics[metric_names.overlap(s)])} of its training problems"
@@ -306,6 +338,26 @@ def show_run(store, view, out: Console = console) -> None:
         colour = "yellow" if finding.severity == "warning" else "cyan"
         out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
+
+
+def runnable_command(run) -> str:
+    """The resolved command as it runs: a training run recorded before the resolved command carried what the run
+    tests gets its --hypothesis, --expected and --criteria from the record (`run` requires the first)."""
+    import shlex
+
+    command = run.resolved_command
+    if run.kind != "train" or not command or not run.hypothesis or " --hypothesis " in f" {command} ":
+        return command
+    given = (("--hypothesis", run.hypothesis), ("--expected", run.expected), ("--criteria", run.criteria))
+    return command + " " + shlex.join([x for flag, value in given if value for x in (flag, value)])
+
+
+def code_text(run) -> str:
+    """The code a run ran: its commit, and a dirty tree's uncommitted changes (whether their diff was kept)."""
+    from .reproduce import code_of, describe
+
+    text = describe(code_of(run))
+    return text + (f": grpo-lab show {run.id} --diff" if run.git_dirty and run.code_diff is not None else "")
 
 
 def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:
@@ -375,5 +427,5 @@ def sweep_status_table(rows: list[dict], sweep, width: int | None = None):
     columns += [Column(s, s, [str(r[s]) for r in rows], priority=2, right=True) for s in STATUSES if total[s]]
     columns.append(Column("verdicts", "verdicts", [r["verdicts"] for r in rows], priority=3, flex=True))
     title = f"Sweep {sweep.id} {sweep.name}"  # short: title and notes wrap at the table's width
-    summary = ", ".join(f"{total[s]} {s}" for s in STATUSES if total[s]) + f" of {total['seeds']} runs"
+    summary = ", ".join(f"{total[s]} {s}" for s in STATUSES if total[s]) + f" of {count(total['seeds'], 'run')}"
     return terminal_table(columns, width or console.width, title=title, notes=[summary])

@@ -23,6 +23,17 @@ MAX_CONDITIONS = 64  # each is a join in SQL; hundreds exceed what a database ta
 NEGATION = {"=": "!=", "!=": "=", ">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 
 
+def suggest(name: str, known: Sequence[str] | Any, what: str = "a flag (beta), a run field (name, status) or a "
+            "metric (held_out, arith-v1)") -> str:  # fmt: skip
+    """What to say after "unknown field NAME": the closest known names (difflib), else what a field is."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(dict.fromkeys(k for k in known if " " not in k)), n=3, cutoff=0.6)
+    if close:
+        return f"; did you mean {', '.join(close[:-1])}{' or ' if len(close) > 1 else ''}{close[-1]}?"
+    return f"; a field is {what}" if what else ""
+
+
 @dataclass(frozen=True)
 class Condition:
     field: str
@@ -81,7 +92,7 @@ def parse(expr: str | None, fields: Sequence[str], option: str = "--where") -> l
             raise GrpoLabError(f"{option}: expected FIELD OP VALUE (OP one of {' '.join(OPS)}), got {got!r}")
         field, op, (kind, raw) = tokens[i][1], tokens[i + 1][1], tokens[i + 2]
         if field not in fields:
-            raise GrpoLabError(f"{option}: unknown field {field!r}; valid fields: {', '.join(fields)}")
+            raise GrpoLabError(f"{option}: unknown field {field!r}{suggest(field, fields)}")
         conditions.append(Condition(field, "=" if op == "==" else op, _value(kind, raw)))
         if len(conditions) > MAX_CONDITIONS:
             raise GrpoLabError(f"{option}: more than {MAX_CONDITIONS} conditions; narrow the selection in steps")

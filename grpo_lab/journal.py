@@ -174,8 +174,9 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
         after = counts(split, "after")
         if after is None:
             return None
+        before = accuracy(counts(split, "before"))
         return {"split": split, "accuracy": accuracy(after), "correct": after.correct, "total": after.total,
-                "before": accuracy(counts(split, "before"))}  # fmt: skip
+                "before": before, "moved": moved(before, accuracy(after))}  # fmt: skip
 
     def group_rows(split: str) -> list[dict[str, Any]]:
         dims = sorted(
@@ -246,6 +247,9 @@ def entry_context(store, view, plot: str | None, report: str | None = None) -> d
             "report": f"{report}#run={run.id}" if report else None,
             "wandb": {"mode": run.wandb_mode, "url": run.wandb_url, "dir": run.wandb_dir},
             "task": task_line(run.task),
+            "rerun_of": run.rerun_of,
+            # a run from a dirty tree says so, and whether its diff was kept (None: a clean tree, or no git at all)
+            "code": code_text(run) if run.git_dirty else None,
             "duration_s": run.duration_s,
         }
     )
@@ -278,6 +282,23 @@ def task_line(recorded: str | None) -> str | None:
         else:
             terms.append(f"{r['name']}{weight}")
     return f"{task.get('name', '?')} v{task.get('version', '?')} ({code(task)}); rewards: {', '.join(terms)}"
+
+
+def moved(before: float | None, after: float | None) -> str | None:
+    """How an accuracy changed in training, as the entry says it: ``up from``, ``down from``, ``unchanged from``
+    (equal as the entry prints them, to 0.1%)."""
+    if before is None or after is None:
+        return None
+    if metric_names.pct(before) == metric_names.pct(after):
+        return "unchanged from"
+    return "up from" if after > before else "down from"
+
+
+def code_text(run) -> str:
+    from .reproduce import code_of, describe
+
+    text = describe(code_of(run))
+    return text + (f" (`grpo-lab show {run.id} --diff`)" if run.code_diff is not None else "")
 
 
 def user_text(text: str) -> str:
@@ -595,7 +616,8 @@ def render(
 
 def plot_figure(store, view):
     """Reward and frac_reward_zero_std per step, the KL per step, and accuracy per operation before/after on
-    every evaluated suite (the run's own held-out split when it has none), side by side, each with a legend."""
+    every evaluated suite (the run's own held-out split when it has none), side by side, each with a legend. An
+    evaluation-only run (no training steps) gets its accuracy panels alone, one bar per group."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -604,47 +626,56 @@ def plot_figure(store, view):
     steps = store.steps(view.run.id)
     results = store.results(view.run.id)
     sets = metric_names.suites_of(view.metrics) or ["held_out"]
-    fig, axes = plt.subplots(1, 2 + len(sets), figsize=(3.9 * (2 + len(sets)), 3.6), dpi=80)
-    curve, kl_ax, bar_axes = axes[0], axes[1], axes[2:]
+    trained = bool(steps) or view.run.kind != "eval"
+    curves = 2 if trained else 0
+    fig, axes = plt.subplots(1, curves + len(sets), figsize=(3.9 * (curves + len(sets)), 3.6), dpi=80, squeeze=False)
+    axes = list(axes[0])
+    bar_axes = axes[curves:]
     xs = [s for s, _ in steps]
 
     def series(key):
         return [float("nan") if m.get(key) is None else m[key] for _, m in steps]
 
-    if steps:
-        lines = curve.plot(xs, series("reward"), label="reward", color="tab:blue")
-        twin = curve.twinx()
-        lines += twin.plot(xs, series("frac_reward_zero_std"), color="tab:orange", label="frac_reward_zero_std")
-        twin.set_ylim(0, 1)
-        twin.set_ylabel("frac_reward_zero_std")
-        curve.set_ylabel("train reward")
-        curve.set_xlabel("step")
-        curve.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
-    else:
-        curve.text(0.5, 0.5, "no training steps", ha="center", va="center")
-        curve.set_axis_off()
-    curve.set_title("training curve")
-    if any(m.get("kl") is not None for _, m in steps):
-        kl_ax.plot(xs, series("kl"), color="tab:purple", label="KL")
-        kl_ax.set_xlabel("step")
-        kl_ax.legend(loc="upper left", fontsize=8)
-    else:
-        kl_ax.text(0.5, 0.5, "no KL logged", ha="center", va="center")
-        kl_ax.set_axis_off()
-    kl_ax.set_title("KL")
+    if trained:
+        curve, kl_ax = axes[0], axes[1]
+        if steps:
+            lines = curve.plot(xs, series("reward"), label="reward", color="tab:blue")
+            twin = curve.twinx()
+            lines += twin.plot(xs, series("frac_reward_zero_std"), color="tab:orange", label="frac_reward_zero_std")
+            twin.set_ylim(0, 1)
+            twin.set_ylabel("frac_reward_zero_std")
+            curve.set_ylabel("train reward")
+            curve.set_xlabel("step")
+            curve.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
+        else:
+            curve.text(0.5, 0.5, "no training steps", ha="center", va="center")
+            curve.set_axis_off()
+        curve.set_title("training curve")
+        if any(m.get("kl") is not None for _, m in steps):
+            kl_ax.plot(xs, series("kl"), color="tab:purple", label="KL")
+            kl_ax.set_xlabel("step")
+            kl_ax.legend(loc="upper left", fontsize=8)
+        else:
+            kl_ax.text(0.5, 0.5, "no KL logged", ha="center", va="center")
+            kl_ax.set_axis_off()
+        kl_ax.set_title("KL")
     for ax, split in zip(bar_axes, sets, strict=True):
         rows = [r for r in results if r.split == split and r.dimension in ("overall", "operation")]
         labels = sorted({"overall" if r.dimension == "overall" else r.grp for r in rows},
                         key=lambda g: (g != "overall", g))  # fmt: skip
-        for offset, stage, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
+        stages = [st for st in metric_names.STAGES if any(r.stage == st for r in rows)]
+        bars = ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")) if len(stages) > 1 else \
+            ((0.0, stages[0] if stages else "after", "tab:green"),)  # fmt: skip
+        for offset, stage, color in bars:
             acc = {("overall" if r.dimension == "overall" else r.grp): r.correct / r.total
                    for r in rows if r.stage == stage and r.total}  # fmt: skip
-            ax.bar([i + offset for i in range(len(labels))], [acc.get(g, 0) for g in labels], width=0.4,
-                   label=stage, color=color)  # fmt: skip
+            ax.bar([i + offset for i in range(len(labels))], [acc.get(g, 0) for g in labels],
+                   width=0.4 if len(bars) > 1 else 0.6, label=stage, color=color)  # fmt: skip
         ax.set_xticks(range(len(labels)), labels)
         ax.set_ylim(0, 1)
         ax.set_title(f"{split} accuracy")
-        ax.legend(loc="upper right", fontsize=8)
+        if len(bars) > 1:
+            ax.legend(loc="upper right", fontsize=8)
     fig.suptitle(f"{view.run.exp_name} ({view.run.id})", fontsize=10)
     fig.tight_layout()
     return fig

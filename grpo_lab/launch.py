@@ -13,7 +13,7 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from .lifecycle import Ranks
 
@@ -95,18 +95,98 @@ def launcher_args(num_processes: int, port: int) -> list[str]:
     return (["--multi_gpu"] if num_processes > 1 else []) + args
 
 
-def hand_over(num_processes: int, argv: list[str]) -> None:
-    """Replace this process with ``accelerate launch ... -m grpo_lab ARGV``; never returns. Signals sent to this
-    pid (Ctrl-C, SIGTERM) then reach accelerate's launcher, which passes them on to every process. ``--db`` moves
-    from the command line to the environment, which only this user can read."""
+def hand_over(num_processes: int, argv: list[str]) -> NoReturn:
+    """Run accelerate's launcher in this process for ``grpo-lab ARGV`` on N processes; never returns (SystemExit with
+    the launch's exit code). Signals sent to this pid (Ctrl-C, SIGTERM) reach the launcher, which passes them on to
+    every process; it ends 130 / 143 with the main process's one line, nothing more (no launcher traceback, no
+    torchelastic warnings). Each process dies with this one (processes.follow_parent). ``--db`` moves from the
+    command line to the environment, which only this user can read."""
+    from .processes import PARENT_ENV
     from .provenance import redact_args, split_db_option
 
     os.environ[COMMAND_ENV] = shlex.join(["grpo-lab", *redact_args(argv)])
     argv, db = split_db_option(argv)
     if db is not None:  # the store's URL (its password too) reaches the processes through their environment
         os.environ["GRPO_LAB_DB"] = db
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher_args(num_processes, free_port()),
-           "-m", "grpo_lab", *argv]  # fmt: skip
+    os.environ[PARENT_ENV] = str(os.getpid())
+    args = [*launcher_args(num_processes, free_port()), "-m", "grpo_lab", *argv]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, cmd)
+    code = 1
+    try:
+        try:
+            from accelerate.commands.launch import launch_command, launch_command_parser
+
+            quiet_launcher()
+            launch_command(launch_command_parser().parse_args(args))
+            code = 0
+        finally:
+            leave_quietly_on_signals()  # the launcher's signal handlers raise; a late Ctrl-C must not
+    except BaseException as ended:  # noqa: BLE001  every ending of the launch becomes an exit code and one line
+        code, message = launch_ending(ended)
+        if message:
+            print(f"grpo-lab: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def quiet_launcher() -> None:
+    """torchelastic logs each signal and each process it stops as warnings, and a failed process as errors; the
+    main process says what happened in its own line, so the launcher's loggers only speak of the launcher's own
+    breakdowns."""
+    import logging
+
+    import torch.distributed.elastic.agent.server.api  # noqa: F401  (its loggers exist once imported)
+    import torch.distributed.elastic.multiprocessing.api  # noqa: F401
+    import torch.distributed.run  # noqa: F401
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def leave_quietly_on_signals() -> None:
+    """After the launch: Ctrl-C or SIGTERM end this process at once with 130 / 143 and no traceback."""
+    import signal
+
+    def leave(signum, frame):
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
+
+
+def launch_ending(ended: BaseException) -> tuple[int, str | None]:
+    """How a launch that ended with ``ended`` exits: its code, and a line to print when no process said why.
+
+    accelerate exits 128 + N after signal N stopped the processes (each process said how it ended); a process that
+    failed makes the launcher raise ChildFailedError: the launch exits as the main process did (it printed its own
+    line), or, when a signal killed the main process, 128 + N with a line that says so."""
+    import signal
+
+    from .errors import Terminated
+
+    if isinstance(ended, SystemExit):
+        code = ended.code
+        code = code if isinstance(code, int) else (0 if code is None else 1)
+        # accelerate turns a Ctrl-C that came before any process started into exit 130: no process spoke
+        return code, "interrupted" if isinstance(ended.__context__, KeyboardInterrupt) else None
+    if isinstance(ended, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(ended, Terminated):
+        return 143, "terminated"
+    sigval = getattr(ended, "sigval", None)  # torchelastic's SignalException, had it got past accelerate
+    if sigval is not None:
+        return 128 + int(sigval), None
+    failures = getattr(ended, "failures", None)  # ChildFailedError
+    if failures:
+        rank = 0 if 0 in failures else min(failures)
+        failure = failures[rank]
+        if failure.exitcode >= 0:
+            return failure.exitcode, None
+        sig = -failure.exitcode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return 128 + sig, f"process {rank} (pid {failure.pid}) was killed by {name}; the launcher stopped the others"
+    return 1, f"the launcher failed: {type(ended).__name__}: {ended}"

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 SECRET_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL",
                           "CREDENTIALS"})  # fmt: skip
@@ -33,18 +34,46 @@ def versions() -> dict[str, str]:
     return found
 
 
+DIFF_LIMIT = 1_000_000  # bytes of a dirty tree's diff kept with a run (W&B keeps its diff.patch likewise)
+
+
+@dataclass(frozen=True)
+class Code:
+    """The code a run ran: the commit of the git work tree around it, whether files tracked there had uncommitted
+    changes, and those changes as ``git diff HEAD`` writes them (binary files included), kept when at most
+    DIFF_LIMIT bytes of UTF-8. Untracked files are in neither (as in W&B's diff.patch)."""
+
+    commit: str | None = None
+    dirty: bool | None = None
+    diff: str | None = None
+    diff_bytes: int | None = None  # the diff's size, kept or not
+
+
 def git_state(cwd: str | None = None) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git work tree around ``cwd``, or (None, None) outside one."""
+    code = code_state(cwd, diff=False)
+    return code.commit, code.dirty
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10).stdout
+
+def code_state(cwd: str | None = None, diff: bool = True) -> Code:
+    """The git state of the work tree around ``cwd`` (see Code); Code() outside one."""
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=30).stdout
 
     try:
-        commit = git("rev-parse", "HEAD").strip()
+        commit = git("rev-parse", "HEAD").decode().strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit, dirty
+        patch = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff") if dirty and diff else b""
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return Code()
+    if not patch:
+        return Code(commit, dirty)
+    try:
+        kept = patch.decode("utf-8") if len(patch) <= DIFF_LIMIT else None
+    except UnicodeDecodeError:  # a file in another encoding: the store keeps text
+        kept = None
+    return Code(commit, dirty, kept, len(patch))
 
 
 def is_secret_name(name: str) -> bool:

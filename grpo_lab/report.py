@@ -153,6 +153,8 @@ def run_detail(run: dict[str, Any], row: dict[str, Any], results: list, notes: l
         "diagnostics": [[f.code, f.severity, f.message] for f in diagnose(row["config"], row["metrics"])],
         "notes": [list(n) for n in notes],
         "accuracy": accuracy_rows(results),
+        # the code it ran: a dirty tree (uncommitted changes) is marked in the table's id cell and its notes too
+        "code": {"commit": run["git_commit"], "dirty": None if run["git_dirty"] is None else bool(run["git_dirty"])},
     }
 
 

@@ -200,8 +200,9 @@ class RecordedRun:
 
 def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -> Run:
     """A new run row with its provenance: the command as typed and one that reproduces it (secrets
-    redacted), the resolved configuration, host, pid, library versions, environment, git state, model."""
-    commit, dirty = provenance.git_state()
+    redacted), the resolved configuration, host, pid, library versions, environment, git state (a dirty tree's
+    diff too), model."""
+    code = provenance.code_state()
     return Run(
         id=run_id,
         kind=kind,
@@ -215,13 +216,21 @@ def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -
         pid=os.getpid(),
         versions=json.dumps(provenance.versions()),
         environment=json.dumps(provenance.environment()),
-        git_commit=commit,
-        git_dirty=dirty,
+        git_commit=code.commit,
+        git_dirty=code.dirty,
+        code_diff=code.diff,
+        code_diff_bytes=code.diff_bytes,
         model_name=config["model_name"],
         model_path=resolved.path,
         model_checksum=resolved.checksum,
         **fields,
     )
+
+
+def intent_args(hypothesis: str | None, expected: str | None = None, criteria: str | None = None) -> list[str]:
+    """The flags that say what a run tests, as a recorded command repeats them (``run`` requires --hypothesis)."""
+    given = (("--hypothesis", hypothesis), ("--expected", expected), ("--criteria", criteria))
+    return [x for flag, value in given if value for x in (flag, value)]
 
 
 @dataclass(frozen=True)
@@ -257,13 +266,15 @@ def record_run(
     listeners: list[RunListener] | None = None,
     on_started: Callable[[WandbRun, str], None] | None = None,
     queued: Run | None = None,
+    rerun_of: str | None = None,
 ) -> RecordedRun:
     """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
 
     Bad input (a model that cannot be found) fails before anything is written. After the row is
     written every ending is recorded: finished, failed (with the error), interrupted (Ctrl-C, SIGTERM).
     Under a launcher every process calls this; only the main one touches the store, WandB and ``listeners``.
-    ``queued`` is a sweep's queued row: the run takes its ID (and WandB run ID), sweep and arm.
+    ``queued`` is a sweep's queued row: the run takes its ID (and WandB run ID), sweep and arm. ``rerun_of`` is the
+    run this one runs again (grpo-lab rerun).
     """
     check_processes(config, launch.world_size())
     criteria.parse(intent.criteria, config.evaluated_sets())  # bad criteria fail before anything is written
@@ -284,13 +295,14 @@ def record_run(
                                 resume_id=queued.id if queued else None)  # fmt: skip
             output_dir = config.output_dir or str(Path("runs") / wb.id)
             sweep = {"sweep_id": queued.sweep_id, "arm": queued.arm} if queued else {}
+            args = ["run", *config.command_args(), *intent_args(intent.hypothesis, intent.expected, intent.criteria)]
             row = _run_row(
-                wb.id, "train", intent.argv, ["run", *config.command_args()], config.to_dict(), resolved, started_at,
+                wb.id, "train", intent.argv, args, config.to_dict(), resolved, started_at,
                 task=json.dumps(task_record(config)),
                 exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
                 criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
-                wandb_dir=wb.dir, **sweep,
+                wandb_dir=wb.dir, rerun_of=rerun_of, **sweep,
             )  # fmt: skip
             start = _Start(wb.id, output_dir, resolved)
         except Exception as exc:
@@ -494,6 +506,7 @@ def record_eval(
     argv: list[str],
     hypothesis: str | None = None,
     listeners: list[RunListener] | None = None,
+    rerun_of: str | None = None,
 ) -> RecordedEval:
     """Evaluate a model on standard suites and record it as an evaluation-only entry, with the same lifecycle
     as a training run: heartbeat while it works, and finished, failed or interrupted at the end."""
@@ -503,8 +516,9 @@ def record_eval(
     set_threads(config.threads)
     run_id, started_at = new_run_id(), now()
     name = Path(config.model_name).name or config.model_name
-    row = _run_row(run_id, "eval", argv, config.command_args(), config.to_dict(), resolved, started_at,
-                   hypothesis=hypothesis, exp_name=f"eval_{name}", tags=json.dumps(["eval"]))  # fmt: skip
+    row = _run_row(run_id, "eval", argv, [*config.command_args(), *intent_args(hypothesis)], config.to_dict(),
+                   resolved, started_at, hypothesis=hypothesis, exp_name=f"eval_{name}", tags=json.dumps(["eval"]),
+                   rerun_of=rerun_of)  # fmt: skip
     recorder = StoreRecorder(store, run_id)
     life = Lifecycle(store, row)
     with life:

@@ -35,6 +35,7 @@ Everything is resolved and checked before anything is written: every run's confi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -584,10 +585,13 @@ def _worker_command(run_id: str) -> list[str]:
 
 def worker_env(db_url: str) -> dict[str, str]:
     """The environment of a worker process: this one's, with the store's location in ``GRPO_LAB_DB`` (a process's
-    environment is readable by its own user only)."""
+    environment is readable by its own user only), and this process as the one it dies with (a worker never
+    trains on after its sweep was killed: processes.follow_parent)."""
     import os
 
-    return {**os.environ, "GRPO_LAB_DB": db_url}
+    from .processes import PARENT_ENV
+
+    return {**os.environ, "GRPO_LAB_DB": db_url, PARENT_ENV: str(os.getpid())}
 
 
 def run_local(db_url: str, run_ids: list[str], parallel: int, log_dir: Path, on_done=None) -> dict[str, int]:
@@ -626,7 +630,31 @@ def submitit_job(store_file: str, run_id: str) -> int:
     """The function each Slurm (or submitit-local) job runs: one queued run. submitit pickles a job's arguments
     into its folder, so the store's location (a URL may hold a password) is not one of them: the job reads it
     from ``store_file``, a file only its owner may read."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C ends the run (see ctrl_c_not_for_controllers)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return work(Path(store_file).read_text(encoding="utf-8"), run_id)
+
+
+@contextlib.contextmanager
+def ctrl_c_not_for_controllers():
+    """While submitit-local starts a job's controller (a Python process that watches the job, in the terminal's
+    process group): Ctrl-C ignored, so the controller inherits that and prints no KeyboardInterrupt traceback
+    when the terminal's Ctrl-C reaches everyone; the job itself takes Ctrl-C back (``submitit_job``), records
+    its run as interrupted and ends, and its controller with it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def private_folder(folder: Path) -> Path:
@@ -672,7 +700,8 @@ def run_submitit(db_url: str, run_ids: list[str], folder: Path, cluster: str | N
         running = [j for j in jobs.values() if not j.done()]
         while pending and (cluster != "local" or len(running) < max(1, parallel)):
             run_id = pending.pop(0)
-            jobs[run_id] = executor.submit(submitit_job, str(store_file.absolute()), run_id)
+            with ctrl_c_not_for_controllers():
+                jobs[run_id] = executor.submit(submitit_job, str(store_file.absolute()), run_id)
             running.append(jobs[run_id])
         if not wait:
             break
@@ -888,5 +917,5 @@ def compare_rows(store, runs) -> list[dict[str, Any]]:
                     "config": json.loads(run.config), "hypothesis": run.hypothesis, "verdict": run.verdict,
                     "verdict_detail": run.verdict_detail, "suites_disjoint": run.suites_disjoint,
                     "sweep_id": run.sweep_id, "arm": run.arm, "superseded": run.superseded,
-                    "metrics": store.metrics(run.id)})  # fmt: skip
+                    "git_dirty": bool(run.git_dirty), "metrics": store.metrics(run.id)})  # fmt: skip
     return out

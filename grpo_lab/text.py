@@ -35,3 +35,8 @@ def check_text(option: str, text: str, one_line: bool = False) -> str:
             what = f"the control character U+{ord(bad):04X}"
         raise ConfigError(f"{option} holds {what}; remove it")
     return text
+
+
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """``n`` and the word, singular for one: ``count(1, "run")`` -> ``1 run``, ``count(2, "run")`` -> ``2 runs``."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"

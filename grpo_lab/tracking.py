@@ -99,7 +99,11 @@ def start(
     argv = sys.argv
     try:  # WandB keeps the command line in the run's metadata: give it the redacted one (no URL passwords)
         sys.argv = provenance.redact_args(argv)
-        run = wandb.init(project=project, entity=entity, name=name, tags=tags, config=config, mode=mode, **resume)
+        # piped to a log, WandB says nothing of its own (its closing sparklines and summary repeat what grpo-lab
+        # prints in words); grpo-lab names the run's URL and the command that uploads an offline run
+        settings = wandb.Settings(quiet=True, silent=True) if not sys.stdout.isatty() else None
+        run = wandb.init(project=project, entity=entity, name=name, tags=tags, config=config, mode=mode,
+                         settings=settings, **resume)  # fmt: skip
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         raise GrpoLabError(
@@ -108,7 +112,8 @@ def start(
         ) from None
     finally:
         sys.argv = argv
-    return WandbRun(run.id, mode, project, run.entity or entity, run.url, str(Path(run.dir).parent), run)
+    url = run.url if mode == "online" else None  # an offline run has none (and WandB warns when asked)
+    return WandbRun(run.id, mode, project, run.entity or entity, url, str(Path(run.dir).parent), run)
 
 
 class WandbListener(RunListener):

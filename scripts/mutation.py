@@ -23,7 +23,14 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("rewards", "tasks", "filters", "criteria", "diagnostics", "stats")
+MODULES = ("rewards", "tasks", "filters", "criteria", "diagnostics", "stats", "sweep", "paths")
+# A module whose pure part is measured alone: its functions (and SweepSpec's methods) that parse and check a sweep
+# spec; the rest of sweep.py queues runs and starts processes, and is tested by running sweeps.
+PURE = {
+    "sweep": ("from_record", "parse_seeds", "_shown", "parse_grid_option", "parse_set_option", "_scalar", "_flag_text",
+              "_value_texts", "_text", "_table", "_check_flags", "build", "check", "parse_compare", "load",
+              "arm_verdict", "ǁSweepSpecǁ*", "ǁArmǁ*"),
+}  # fmt: skip
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
 
 # Survivors read and judged equivalent: the mutant computes the same thing as the original for every input
@@ -62,17 +69,29 @@ EQUIVALENT: dict[str, str] = {
 }
 
 
+def patterns(module: str) -> list[str]:
+    """The mutant names measured for ``module``: all of it, or its pure functions (PURE)."""
+    if module not in PURE:
+        return [f"grpo_lab.{module}.*"]
+    return [f"grpo_lab.{module}.x{'' if name.startswith('ǁ') else '_'}{name}__mutmut_*" if not name.endswith("*")
+            else f"grpo_lab.{module}.x{name}" for name in PURE[module]]  # fmt: skip
+
+
 def statuses(module: str) -> dict[str, str]:
+    from fnmatch import fnmatch
+
     from mutmut.stats import status_by_exit_code
 
     meta = ROOT / "mutants" / "grpo_lab" / f"{module}.py.meta"
     data = json.loads(meta.read_text())
-    return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()}
+    wanted = patterns(module)
+    return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()
+            if any(fnmatch(name, p) for p in wanted)}  # fmt: skip
 
 
 def run(module: str, jobs: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the copy in mutants/ is what is imported
-    subprocess.run([sys.executable, "-m", "mutmut", "run", f"grpo_lab.{module}.*", "--max-children", str(jobs)],
+    subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns(module), "--max-children", str(jobs)],
                    cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     return statuses(module)
 

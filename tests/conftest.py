@@ -57,8 +57,9 @@ def recorded_store(tmp_path_factory):
     """A store holding one real finished run (tiny model, 2 steps), made once per test module."""
     folder = tmp_path_factory.mktemp("store")
     db = folder / "grpo_lab.db"
+    # run outside any git tree: what the run records of its code does not depend on the checkout's state
     proc = grpo_lab("run", *QUICK_RUN, "--hypothesis", "a recorded run", "--exp_name", "recorded",
-                    "--output_dir", str(folder / "out"), env={"GRPO_LAB_DB": str(db)})  # fmt: skip
+                    "--output_dir", str(folder / "out"), env={"GRPO_LAB_DB": str(db)}, cwd=folder)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     import sqlite3
 

@@ -8,7 +8,7 @@ import pytest
 def test_compare_formats_through_the_command(cli, recorded_store):
     db, run_id = recorded_store
     plain = cli("compare", "--db", str(db)).stdout.splitlines()  # piped: plain aligned text by default
-    assert plain[0] == "1 runs" and plain[1].split()[:4] == ["id", "name", "status", "started"]
+    assert plain[0] == "1 run" and plain[1].split()[:4] == ["id", "name", "status", "started"]
     assert plain[2].startswith(run_id + "  ") and "|" not in plain[1]
     header, row = cli("compare", "--db", str(db), "--format", "tsv").stdout.splitlines()
     assert header.split("\t") == plain[1].split() and row.split("\t")[0] == run_id
@@ -19,7 +19,8 @@ def test_compare_formats_through_the_command(cli, recorded_store):
     assert rows[0]["id"] == run_id and 0 <= rows[0]["held_out"] <= 1
     (row,) = list(csv.DictReader(io.StringIO(cli("compare", "--db", str(db), "--format", "csv").stdout)))
     assert float(row["held_out"]) == rows[0]["held_out"]
-    assert "1 runs" in cli("compare", "--db", str(db), "--format", "table", env={"COLUMNS": "250"}).stdout
+    titled = cli("compare", "--db", str(db), "--format", "table", env={"COLUMNS": "250"}).stdout
+    assert titled.splitlines()[0].strip() == "1 run"
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,11 @@ def test_a_human_format_shows_a_page_and_says_how_many_runs_there_are(cli, isola
         assert proc.returncode == 0 and proc.stderr == "" and all(f"run{k:05d}" in proc.stdout for k in range(130))
     assert len(json.loads(cli("compare", "--format", "json", "--limit", "7").stdout)) == 7
     assert cli("compare", "--limit", "7").stdout.startswith("7 runs")
+
+
+def test_a_selection_that_matches_nothing_says_so(cli, recorded_store):
+    db, _ = recorded_store
+    proc = cli("compare", "--db", str(db), "--where", "beta = 5")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == "grpo-lab: note: no run matches --where beta = 5; `grpo-lab runs` lists the runs there are\n"
+    assert cli("compare", "--db", str(db), "--where", "beta = 5", "--format", "json").stdout == "[]\n"

@@ -84,7 +84,8 @@ def exercise(team):
     grouped = cli("compare", "--db", url, "--group-by-seed", "--baseline", "team", "--metric", "arith-v1",
                   "--format", "md")  # fmt: skip
     assert grouped.returncode == 0 and "Paired by seed" in grouped.stdout, grouped.stderr
-    assert "1 runs" in cli("compare", run_id, "--db", url, "--format", "table", env={"COLUMNS": "250"}).stdout
+    titled = cli("compare", run_id, "--db", url, "--format", "table", env={"COLUMNS": "250"}).stdout
+    assert titled.splitlines()[0].strip() == "1 run"
     render = cli("journal", "render", "--db", url, "--out", str(team["cwd"] / "journal" / "journal.md"))
     assert render.returncode == 0 and "rendered 2 runs" in render.stdout, render.stderr
     journal = (team["cwd"] / "journal" / "journal.md").read_text()

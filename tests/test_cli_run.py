@@ -196,3 +196,22 @@ def test_dry_run_warns_when_the_model_cannot_load_offline(cli):
     assert proc.returncode == 0, proc.stderr
     assert "warning: --model_name Qwen/Qwen2-0.5B-Instruct is neither built in, a local folder, nor" in proc.stdout
     assert "Hugging Face cache" not in cli("run", "--preset", "cpu-quick", "--dry_run").stdout
+
+
+def test_run_help_fits_80_columns_with_every_name_and_word_whole(cli):
+    """The help of run at 80 columns: every flag by its whole name (the dashed spelling is accepted, not listed
+    beside it), choices too long for the type column named in the help text, no word cut."""
+    from grpo_lab.config import config_fields
+
+    proc = cli("run", "--help", env={"COLUMNS": "80"})
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in proc.stdout
+    words = {w.strip("│,.;()") for line in lines for w in line.split()}
+    for name, *_ in config_fields():
+        assert f"--{name}" in words, name
+    assert "--batch-size" not in words and "<choice>" in words and len(lines) < 140
+    shown = cli("run", "--preset", "cpu-quick", "--batch-size", "128", "--dry-run", "--hypothesis", "h", "--criteria",
+                "steps > 1", env={"COLUMNS": "200"})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "hypothesis h\n" in shown.stdout and "criteria steps > 1 (checked when the run ends)" in shown.stdout

@@ -109,6 +109,26 @@ def test_offline_wandb_run_id_is_the_recorded_id(cli, isolated):
     assert f"wandb sync {offline_dir}" in proc.stdout
 
 
+def test_a_piped_log_holds_grpo_labs_lines_only(cli, isolated):
+    """Piped to a file, WandB prints no sparkline summary nor banner of its own (WANDB_SILENT is not set here),
+    and no library draws a progress bar (tqdm's, as a GGUF checkpoint's conversion would)."""
+    args = [a for a in QUICK if a not in ("--wandb", "disabled")]
+    proc = cli("run", *args, "--max_steps", "2", "--hypothesis", "h", "--wandb", "offline", "--eval_suite", "none",
+               env={"WANDB_MODE": None, "WANDB_SILENT": None})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "wandb:" not in log and "Run history" not in log and "▁" not in log and "it/s]" not in log, log
+    assert "wandb is offline; to upload: wandb sync " in proc.stdout
+    # a progress bar any library makes in a piped command is off (a GGUF checkpoint's conversion draws one)
+    probe = (
+        "import atexit, sys; from grpo_lab.cli import main; sys.argv = ['grpo-lab', '--version']; "
+        "atexit.register(lambda: print('bar off:', __import__('tqdm.auto').auto.tqdm(range(3)).disable)); main()"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"})  # fmt: skip
+    assert "bar off: True" in shown.stdout, shown.stdout + shown.stderr
+
+
 def start_long_run(isolated, *extra, args=QUICK, **popen):
     cmd = [sys.executable, "-c", "from grpo_lab.cli import main; main()", "run", *args, "--max_steps", "2000",
            "--hypothesis", "long", *extra]  # fmt: skip
@@ -130,10 +150,13 @@ def start_long_run(isolated, *extra, args=QUICK, **popen):
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code", "error"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error):
-    proc, db = start_long_run(isolated)
+    tmp = isolated / "tmp"
+    tmp.mkdir()
+    proc, db = start_long_run(isolated, env={**os.environ, "TMPDIR": str(tmp)})
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
+    assert list(tmp.iterdir()) == []  # its private temporary folder went with it
     run = only_run(db)
     assert run["status"] == "interrupted" and error in run["error"] and run["finished_at"]
     assert rows(db, "SELECT count(*) AS n FROM step")[0]["n"] > 0

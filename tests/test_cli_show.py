@@ -35,3 +35,25 @@ def test_brackets_in_user_text_are_shown_not_parsed(cli, recorded_store):
     proc = cli("show", run_id, "--db", str(db), env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "try [bold]x[/] and [/]" in proc.stdout
+
+
+def test_the_resolved_command_prints_on_one_line_and_runs_as_written(cli, isolated):
+    """At 80 columns too: one line each (a terminal wraps it softly, and a paste gives it back whole), and a run
+    recorded before resolved commands carried --hypothesis gets it from the record, so `run` accepts it."""
+    import json
+    import shlex
+
+    from grpo_lab.store.db import Run, Store, iso, now
+
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    old = "grpo-lab run --model_name tiny-arith --n_samples 32 --batch_size 16 --num_generations 4 --max_steps 2"
+    store.create_run(Run(id="old00001", exp_name="x", status="running", started_at=iso(now()), host="h",
+                         model_name="tiny-arith", hypothesis="beta 0.1 beats 0", criteria="steps = 2",
+                         resolved_command=old, config=json.dumps({"beta": 0.1})))  # fmt: skip
+    store.finish_run("old00001", "finished")
+    out = cli("show", "old00001", env={"COLUMNS": "80"}).stdout
+    (line,) = [line for line in out.splitlines() if line.startswith("resolved command ")]
+    assert line == f"resolved command {old} --hypothesis 'beta 0.1 beats 0' --criteria 'steps = 2'"
+    args = shlex.split(line.removeprefix("resolved command "))[1:]
+    dry = cli(*args, "--dry_run", env={"COLUMNS": "200"})
+    assert dry.returncode == 0 and "hypothesis beta 0.1 beats 0" in dry.stdout, dry.stderr

@@ -190,6 +190,10 @@ def test_a_suite_file_must_be_a_regular_file(tmp_path):
         ({"beta": 0.0, "learning_rate": 1e-4}, "cpu-quick", "cpu_quick_lr0.0001_beta0"),
         ({"beta": 0.1, "n_samples": 500}, "cpu-quick", "cpu_quick"),  # the preset's own values change nothing
         ({"seed": 3, "tags": ["x"], "threads": 1, "eval_batch_size": 8}, "cpu-quick", "cpu_quick"),  # same experiment
+        ({"max_steps": 8, "save_steps": 2, "save_total_limit": 3}, "cpu-quick", "cpu_quick_steps8"),  # saved, same run
+        ({"max_steps": 8, "num_processes": 2}, "cpu-quick", "cpu_quick_steps8"),  # as `accelerate launch` names it
+        ({"learning_rate": 1.0000001e-5}, "cpu-quick", "cpu_quick_lr1.0000001e-05"),  # not 1e-05's name
+        ({"beta": 0.1234567}, "cpu-quick", "cpu_quick_beta0.1234567"),
         ({"dataset_type": "mixed", "n_samples": 300, "batch_size": 240}, "cpu-quick", "cpu_quick_mixed_n300_b240"),
         ({"temperature": 1.2}, "break_87_barrier", "break_87_barrier_t1.2"),  # a preset without exp_name
         ({}, None, "grpo_arithmetic_b256_g16"),

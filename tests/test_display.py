@@ -191,3 +191,58 @@ def test_names_cut_short_leave_out_the_prefix_they_share_not_their_ends():
     assert "name: … = replication-v2_" in " ".join(narrow.split()) and "replication-v…" not in narrow
     wide = shown(80)
     assert all(n in wide for n in names) and "…" not in wide
+
+
+def test_compare_keeps_the_config_that_differs_before_results_at_80_and_130_columns(isolated):
+    """Runs that differ in one flag left unset in one of them (max_steps) and in a few others: at 80 and at 130
+    columns every differing config column is shown before any result column that --where or --sort did not name;
+    a result they name is kept first. An evaluation-only run's missing batch is no difference."""
+    import json
+
+    from grpo_lab import compare as cmp
+    from grpo_lab.store import Rows
+    from grpo_lab.store.db import Run, Store
+
+    store = Store(f"sqlite:///{isolated / 'grpo_lab.db'}")
+    base = {"dataset_type": "arithmetic", "batch_size": 256, "num_generations": 16, "learning_rate": 5e-5,
+            "beta": 0.1, "seed": 42, "model_name": "tiny-arith", "eval_suite": "arith-v1"}  # fmt: skip
+    runs = [("a", {"max_steps": None}), ("b", {"max_steps": 60}), ("c", {"max_steps": 60, "beta": 0.0}),
+            ("d", {"max_steps": 60, "temperature": 1.0, "seed": 7})]  # fmt: skip
+    for i, (name, changed) in enumerate(runs):
+        store.create_run(Run(id=f"run0000{i}", exp_name=f"cpu_quick_{name}", status="running", host="h",
+                             started_at=f"2026-01-0{i + 1}T10:00:00+00:00", model_name="tiny-arith",
+                             config=json.dumps({**base, "temperature": 0.7, **changed})))  # fmt: skip
+        store.finish_run(f"run0000{i}", "finished", verdict="unchecked", metrics={
+            "held_out": 0.5 + i / 100, "held_out_before": 0.4, "train_acc": 0.6, "final_reward": -0.2 + i / 10,
+            "arith-v1": 0.2 + i / 100, "arith-v1[+]": 0.3, "zero_std": 0.1 * i, "steps": 60})  # fmt: skip
+    store.create_run(Run(id="eval0000", kind="eval", exp_name="eval_tiny-arith", status="running", host="h",
+                         started_at="2026-01-09T10:00:00+00:00", model_name="tiny-arith",
+                         config=json.dumps({"model_name": "tiny-arith", "suites": ["arith-v1"]})))  # fmt: skip
+    store.finish_run("eval0000", "finished", metrics={"arith-v1": 0.15})
+    rows = Rows(str(isolated / "grpo_lab.db"))
+    differing = {"max_steps", "beta", "temperature"}  # seed differs too, but it never changes the experiment
+    results = {"held_out", "arith-v1", "train_acc", "final_reward", "zero_std", "duration", "arith-v1[+]"}
+
+    def shown(width: int, **options) -> list[str]:
+        return [c.key for c in fit(cmp.terminal_columns(cmp.compare(rows, ["run000"], **options)), width)[0]]
+
+    for width in (80, 130):
+        keys = shown(width)
+        assert differing <= set(keys), (width, keys)
+        assert width == 80 or results & set(keys), keys  # at 130 there is room for results too
+        priority = {c.key: c.priority for c in cmp.terminal_columns(cmp.compare(rows, ["run000"]))}
+        assert max(priority[k] for k in differing) < min(priority[k] for k in results)  # results go first
+        asked = shown(width, sort="-arith-v1", where="held_out > 0")
+        assert {"arith-v1", "held_out"} <= set(asked) and differing <= set(asked), asked
+        out = io.StringIO()
+        Console(file=out, width=width, force_terminal=True, color_system=None).print(
+            cmp.to_rich(cmp.compare(rows, ["run000"]), width))  # fmt: skip
+        text = out.getvalue()
+        assert all(len(line) <= width for line in text.splitlines()) and "max_steps" in text
+        assert sum(line.startswith("run0000") for line in text.splitlines()) == 4
+    # an evaluation-only run beside them has no max_steps: that is no difference between the training runs
+    everything = cmp.compare(rows, None, where="max_steps = 60")
+    assert "eval0000" not in [r["id"] for r in everything.rows]
+    with_eval = cmp.compare(rows, ["run00001", "eval0000"])
+    priority = {c.key: c.priority for c in cmp.terminal_columns(with_eval)}
+    assert priority.get("max_steps", 95) >= 95 and priority.get("batch_size", 95) >= 95

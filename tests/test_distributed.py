@@ -77,21 +77,53 @@ def test_two_processes_record_one_run_with_every_problem_evaluated_once(isolated
                                    "ORDER BY idx")] == [p.prompt for p in train]  # fmt: skip
 
 
+def started_by(pid: int) -> list[int]:
+    """The processes a grpo-lab process started as the ones that die with it (GRPO_LAB_PARENT names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"GRPO_LAB_PARENT={pid}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_gone(pids: list[int], seconds: float = 10) -> list[int]:
+    from grpo_lab.store.sqlite_read import pid_alive
+
+    deadline = time.time() + seconds
+    while any(pid_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if pid_alive(p)]
+
+
 @pytest.mark.slow
-def test_sigterm_to_the_launcher_interrupts_the_run(isolated):
-    """`grpo-lab run --num_processes 2` becomes accelerate's launcher (same pid); SIGTERM to it ends the run
-    as interrupted, recorded as typed."""
+@pytest.mark.parametrize(("sig", "code", "error"), [(signal.SIGINT, 130, "interrupted by Ctrl-C"),
+                                                    (signal.SIGTERM, 143, "terminated by SIGTERM")])  # fmt: skip
+def test_ctrl_c_or_sigterm_to_the_launcher_interrupts_the_run_in_one_line(isolated, sig, code, error):
+    """`grpo-lab run --num_processes 2` runs accelerate's launcher in its own process (same pid): Ctrl-C or SIGTERM
+    to it ends the run as interrupted, recorded as typed, with the exit code and the one line of one process, and
+    nothing left running or in the temporary folder."""
+    tmp = isolated / "tmp"
+    tmp.mkdir()
     cmd = [sys.executable, "-m", "grpo_lab", "run", "--num_processes", "2", *QUICK, "--max_steps", "2000",
            "--hypothesis", "stopped"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env(TMPDIR=str(tmp)))
     db = isolated / "grpo_lab.db"
     wait_for_steps(proc, db)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    ((status, error, command),) = rows(db, "SELECT status, error, command FROM run")
-    assert (status, error) == ("interrupted", "terminated by SIGTERM")
+    ranks = started_by(proc.pid)
+    assert len(ranks) == 2
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    ((run_id, status, got, command),) = rows(db, "SELECT id, status, error, command FROM run")
+    assert proc.returncode == code, err
+    assert err.splitlines() == [f"grpo-lab: error: run {run_id} interrupted: {error} (recorded in the store)"]
+    assert (status, got) == ("interrupted", error)
     assert command.startswith("grpo-lab run --num_processes 2 --model_name tiny-arith")
     assert rows(db, "SELECT count(*) FROM step")[0][0] > 0
+    assert wait_gone(ranks) == [] and list(tmp.iterdir()) == []  # no torchelastic_*, no tmp*wandb-*
 
 
 def rank_of(pid: int) -> int:

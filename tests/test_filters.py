@@ -54,8 +54,11 @@ def test_parse(expr, expected):
     [
         (
             "colour=red",
-            "--where: unknown field 'colour'; valid fields: beta, held_out, name, arith-v1, arith-v1[*], kl_last",
+            "--where: unknown field 'colour'; a field is a flag (beta), a run field (name, status) or a metric "
+            "(held_out, arith-v1)",
         ),
+        ("heldout>0", "--where: unknown field 'heldout'; did you mean held_out?"),
+        ("arith_v1>0", "--where: unknown field 'arith_v1'; did you mean arith-v1 or arith-v1[*]?"),
         ("beta=", "--where: expected FIELD OP VALUE (OP one of != >= <= == = > <), got 'beta ='"),
         ("=1", "--where: expected FIELD OP VALUE (OP one of != >= <= == = > <), got '= 1'"),
         ("beta", "--where: expected FIELD OP VALUE (OP one of != >= <= == = > <), got 'beta'"),

@@ -266,6 +266,31 @@ def cases():
     add("note", "aaaa0001", "\udcff\udcfe", id="note invalid utf-8")
     add("show", "\udcff", id="show invalid utf-8")
     add("compare", "--where", "name=\udce9", id="compare --where invalid utf-8")
+    # --- round three, every command: the same faults where the first probes did not reach (issue 23) ---
+    # a --db that is a pipe, a device or a folder hangs or fails in no command
+    for command in (("compare",), ("show", "aaaa0001"), ("note", "aaaa0001", "n"), ("diff", "aaaa0001", "aaab0002"),
+                    ("journal", "render", "--stdout"), ("report", "--out", "files/new-out.html"), ("sweep", "list"),
+                    ("sweep", "status", "damaged"), ("resume", "aaaa0001"), ("rerun", "aaaa0001"),
+                    ("eval", "--model_name", "tiny-arith"), (*RUN, "--model_name", "tiny-arith")):  # fmt: skip
+        add(*command, "--db", "files/fifo.jsonl", id=f"{' '.join(command)[:30]} --db fifo")
+    add("compare", "--db", "files/zero.jsonl")
+    add("show", "aaaa0001", "--db", "files/adir")
+    # evaluation suites that are escapes, not text, pipes, devices or 100 GB of nothing
+    for suite in ("escape", "surrogate", "fifo", "zero", "bin", "d"):
+        add("eval", "--model_name", "tiny-arith", "--suite", f"files/{suite}.jsonl")
+    add("eval", "--model_name", "tiny-arith", "--suite", str(SPARSE), id="eval --suite sparse 100 GB")
+    add("eval", "--model_name", "tiny-arith", "--hypothesis", "\x1b]0;x\x07", id="eval --hypothesis escape")
+    # rerun and show --diff: IDs and outputs that cannot be
+    add("rerun", "zzzz")
+    add("rerun", "")
+    add("rerun", "aaaa0001", "--output_dir", "files/full")
+    add("rerun", "aaaa0001", "--output_dir", "grpo_lab.db")
+    add("rerun", "aaaa0001", "--wandb", "sometimes")
+    add("rerun", "aaaa0001", "--output_dir", f"files/{'a' * 300}", id="rerun --output_dir name too long")
+    add("show", "aaaa0001", "--diff")  # recorded outside git: no diff to print
+    # sweep files of more wrong types and values
+    for key in SWEEP_VALUES:
+        add("sweep", f"files/value-{key}.toml", "--dry_run")
     return c
 
 
@@ -285,6 +310,38 @@ TOML_TYPES = {
     "tags-list": "tags = [1, 2]",
     "metric": "metric = 1",
     "baseline": "baseline = [1]",
+}
+SWEEP_VALUES = {
+    "seeds-word": 'seeds = "abc"',
+    "seeds-float": "seeds = [1.5]",
+    "seeds-negative": "seeds = [-1]",
+    "seeds-empty": "seeds = []",
+    "seeds-bool": "seeds = [true]",
+    "name-int": "name = 1",
+    "name-empty": 'name = ""',
+    "preset-int": "preset = 1",
+    "preset-unknown": 'preset = "no-such-preset"',
+    "base-unknown-flag": "[base]\ncolour = 1",
+    "base-wrong-type": '[base]\nmax_steps = "ten"',
+    "base-float-int": "[base]\nmax_steps = 1.5",
+    "base-nan": "[base]\ntemperature = nan",
+    "base-inf": "[base]\nlearning_rate = inf",
+    "grid-empty-list": "[grid]\nbeta = []",
+    "grid-table": "[grid]\nbeta = {a = 1}",
+    "grid-unknown": "[grid]\ncolour = [1, 2]",
+    "grid-bools": "[grid]\nuse_vllm = [true, false]\nbeta = [0]",
+    "arms-empty": "[arms]",
+    "arm-unknown-key": "[arms.a]\ncolour = 1",
+    "arm-flags-unknown": "[arms.a]\nflags = {colour = 1}",
+    "arm-name-escape": '[arms."a\\u001bb"]\nflags = {beta = 0}',
+    "arm-name-blank": '[arms." "]\nflags = {beta = 0}',
+    "baseline-unknown": 'baseline = "no-such-arm"',
+    "metric-unknown": 'metric = "colour"',
+    "criteria-bad": 'criteria = "arith-v1 >>= 1"',
+    "compare-bad": 'compare = "colour > 0"',
+    "unknown-key": "colour = 1",
+    "tags-long": f'tags = ["{"t" * 100}"]',
+    "date": "seeds = 1979-05-27",
 }
 CASES = cases()
 
@@ -359,6 +416,10 @@ def arena(tmp_path_factory):
     (files / "huge.toml").write_text("# " + "x" * (2 << 20) + "\n")
     with open(SPARSE, "wb") as f:
         f.truncate(100 * 2**30)
+    for key, text in SWEEP_VALUES.items():
+        head = ("" if key.startswith("name") else 'name = "t"\n') + 'hypothesis = "h"\n'
+        tail = "" if key.startswith(("grid", "arm")) else "\n[grid]\nbeta = [0]\n"
+        (files / f"value-{key}.toml").write_text(head + text + "\n" + tail)
     for key, text in TOML_TYPES.items():
         head = "" if key.startswith("hypothesis") else 'name = "t"\nhypothesis = "h"\n'
         tail = "" if key in ("grid", "grid-value", "arms", "flags", "arm-hypothesis") else "\n[grid]\nbeta = [0]\n"
@@ -422,6 +483,8 @@ def test_in_a_real_process_too(arena):
             b"--temperature must be a finite number (got inf)",
         ),
         (("run", "--preset", "cpu-quick", "--seed", "4294967296", "--hypothesis", "h"), b"--seed must be at most"),
+        (("compare", "--db", "files/fifo.jsonl"), b"is not a regular file"),  # and no hang after the line
+        (("rerun", "aaaa0001", "--db", "files/fifo.jsonl"), b"is not a regular file"),
     ):
         proc = real(*args, cwd=arena)
         assert proc.returncode == 2, proc.stderr

@@ -57,8 +57,8 @@ def test_entries_start_with_the_seeds_four_lines(cli, store, isolated):
     for i in starts:
         m = HEADING.match(lines[i])
         assert m, lines[i]
-        assert lines[i + 1].startswith("**Hypothesis**: ")
-        assert lines[i + 2].startswith("**Command**: `grpo-lab run ") and lines[i + 2].endswith("`")
+        assert lines[i + 1].startswith("**Hypothesis**: ") and lines[i + 1].endswith("  ")  # a line break in Markdown
+        assert lines[i + 2].startswith("**Command**: `grpo-lab run ") and lines[i + 2].endswith("`  ")
         assert lines[i + 3].startswith("**Results**: ")
         seen[m["id"]] = lines[i + 3]
     assert set(seen) == {real_id, "failed01", "interr01", "reject01"}
@@ -72,6 +72,17 @@ def test_entries_start_with_the_seeds_four_lines(cli, store, isolated):
     assert [HEADING.match(lines[i])["id"] for i in starts][:2] == ["failed01", "interr01"]
     for rid in seen:
         assert (isolated / "journal" / "assets" / f"{rid}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_seeds_four_lines_stay_four_lines_in_a_markdown_viewer(cli, store, isolated):
+    """A Markdown viewer joins consecutive lines into one paragraph; the seed's lines end in a hard line break."""
+    assert cli("journal", "render").returncode == 0
+    html = MarkdownIt("commonmark").render((isolated / "journal" / "research_journal.md").read_text())
+    assert html.count("<p><strong>Hypothesis</strong>: ") == 4
+    for paragraph in html.split("<p><strong>Hypothesis</strong>: ")[1:]:
+        first = paragraph.split("</p>")[0]
+        assert first.count("<br />\n") == 2 and "<br />\n<strong>Command</strong>: <code>grpo-lab run" in first
+        assert "<br />\n<strong>Results</strong>: " in first
 
 
 def test_entries_parse_as_markdown(cli, store, isolated):
@@ -90,8 +101,8 @@ def test_entries_parse_as_markdown(cli, store, isolated):
 GOLDEN = """\
 <!-- grpo-lab:begin failed01 -->
 ### exp_failed - 2026-01-02_10:00 - Run ID: failed01
-**Hypothesis**: h
-**Command**: `grpo-lab run --seed 1 --hypothesis h`
+**Hypothesis**: h\x20\x20
+**Command**: `grpo-lab run --seed 1 --hypothesis h`\x20\x20
 **Results**: Achieved 45.0% held-out accuracy (90/200 of its own held-out problems, up from 35.0%), 40.0% on \
 arith-v1 (80/200, from 30.0%), train accuracy 50.0% (from 30.0%), final train reward -0.200 (mean of the last 10% \
 of steps); per operation on arith-v1: + 50.0%; status failed (RuntimeError: boom); learned that the KL term never \
@@ -260,6 +271,24 @@ def test_the_plot_has_legends_the_kl_and_every_suite(isolated):
     assert plot_png(s, view).startswith(b"\x89PNG")
 
 
+def test_an_evaluation_only_plot_has_its_accuracy_panels_alone(isolated):
+    """No training curve nor KL panel standing empty, and one bar per group, not a 'before' legend with no bars."""
+    from grpo_lab.journal import plot_figure
+
+    s = Store(f"sqlite:///{isolated / 'p.db'}")
+    s.create_run(Run(id="eval0001", kind="eval", exp_name="eval_tiny-arith", status="running", host="h",
+                     started_at="2026-01-02T10:00:00+00:00", model_name="tiny-arith", config="{}"))  # fmt: skip
+    results = [("after", "arith-v1", "overall", "", 31, 200), ("after", "arith-v1", "operation", "+", 12, 81),
+               ("after", "mixed-v1", "overall", "", 40, 200)]  # fmt: skip
+    s.record("eval0001", results=results)
+    s.finish_run("eval0001", "finished", metrics=compute([], results, {}))
+    fig = plot_figure(s, s.find_run("eval0001"))
+    assert [ax.get_title() for ax in fig.axes] == ["arith-v1 accuracy", "mixed-v1 accuracy"]
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    bars = [round(b.get_height(), 3) for b in fig.axes[0].patches]
+    assert bars == [0.155, 0.148]  # overall, then +: one bar each
+
+
 # --- hostile templates, forged markers, bad --out, interrupted renders -------------------------------------------
 
 
@@ -399,3 +428,11 @@ def test_an_interrupted_render_leaves_no_temporary_files(light, isolated):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and err == "grpo-lab: error: terminated\n"
     assert tree(isolated / "journal") == before  # nothing half-written, no temporary file left
+
+
+def test_an_accuracy_moves_up_down_or_not_as_printed():
+    from grpo_lab.journal import moved
+
+    assert moved(0.35, 0.45) == "up from" and moved(0.45, 0.35) == "down from"
+    assert moved(0.435, 0.435) == "unchanged from" and moved(0.4350, 0.43504) == "unchanged from"  # 43.5% both
+    assert moved(None, 0.4) is None and moved(0.4, None) is None

@@ -64,3 +64,58 @@ def test_git_state_inside_a_work_tree(tmp_path):
     assert len(commit) == 40 and dirty is False
     (tmp_path / "f").write_text("b")
     assert git_state(str(tmp_path))[1] is True
+
+
+def git_repo(path):
+    """A work tree with one commit of a text file and a binary file."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)  # fmt: skip
+
+    git("init", "-q")
+    (path / "train.py").write_text("lr = 1e-5\n")
+    (path / "weights.bin").write_bytes(bytes(range(256)))
+    git("add", "train.py", "weights.bin")
+    git("commit", "-qm", "m")
+    return git
+
+
+def test_a_dirty_trees_diff_is_kept_and_applies_to_its_commit(tmp_path):
+    import subprocess
+
+    from grpo_lab.provenance import Code, code_state
+
+    git = git_repo(tmp_path)
+    clean = code_state(str(tmp_path))
+    assert clean.dirty is False and clean.diff is None and clean.diff_bytes is None and len(clean.commit) == 40
+    (tmp_path / "train.py").write_text("lr = 5e-5  # ä\n")
+    (tmp_path / "weights.bin").write_bytes(bytes(reversed(range(256))))
+    (tmp_path / "untracked.py").write_text("not part of it\n")
+    dirty = code_state(str(tmp_path))
+    assert dirty.commit == clean.commit and dirty.dirty is True
+    assert "+lr = 5e-5  # ä" in dirty.diff and "GIT binary patch" in dirty.diff and "untracked" not in dirty.diff
+    assert dirty.diff_bytes == len(dirty.diff.encode())
+    # the diff puts the code back: on a clean checkout of the commit it applies and gives the files that ran
+    (tmp_path / "run.patch").write_text(dirty.diff)
+    git("stash", "-q")
+    assert (tmp_path / "train.py").read_text() == "lr = 1e-5\n"
+    git("apply", "run.patch")
+    assert (tmp_path / "train.py").read_text() == "lr = 5e-5  # ä\n"
+    assert (tmp_path / "weights.bin").read_bytes() == bytes(reversed(range(256)))
+    assert code_state(str(tmp_path), diff=False) == Code(dirty.commit, True)
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "."], check=True)
+
+
+def test_a_diff_over_the_limit_is_measured_not_kept(tmp_path, monkeypatch):
+    from grpo_lab import provenance
+
+    git_repo(tmp_path)
+    (tmp_path / "train.py").write_text("x = 1\n" * 1000)
+    monkeypatch.setattr(provenance, "DIFF_LIMIT", 1000)
+    big = provenance.code_state(str(tmp_path))
+    assert big.dirty is True and big.diff is None and big.diff_bytes > 1000
+    (tmp_path / "train.py").write_bytes("lr = 5e-5  # caf\xe9\n".encode("latin-1"))  # not UTF-8: not kept as text
+    latin = provenance.code_state(str(tmp_path))
+    assert latin.dirty is True and latin.diff is None and latin.diff_bytes > 0

@@ -110,9 +110,10 @@ def test_resume_refuses_what_it_cannot_continue(cli, isolated, recorded_store):
     assert "run nockpt01 has no checkpoint" in proc.stderr and "--save_steps" in proc.stderr
 
 
-def _start(args: list[str], cwd) -> subprocess.Popen:
+def _start(args: list[str], cwd, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "grpo_lab", *args], cwd=cwd, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})  # fmt: skip
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
@@ -167,15 +168,32 @@ def test_a_run_killed_at_any_moment_resumes_with_every_step_once(isolated, momen
 
 @pytest.mark.slow
 def test_two_processes_killed_right_after_a_checkpoint_resume_with_every_step_once(isolated):
-    out, db = isolated / "out", isolated / "grpo_lab.db"
+    """kill -9 of the launcher (its whole process group) takes both ranks with it (they run in sessions of their
+    own, out of reach of the group's signals): none trains on as an orphan, the resume continues, and the
+    temporary folder the killed command left is removed by the next one."""
+    from test_distributed import started_by, wait_gone
+
+    out, db, tmp = isolated / "out", isolated / "grpo_lab.db", isolated / "tmp"
+    tmp.mkdir()
     steps = 8
     args = ["run", *QUICK, "--max_steps", str(steps), "--save_steps", "2", "--wandb", "disabled", "--num_processes",
             "2", "--hypothesis", "killed", "--output_dir", str(out)]  # fmt: skip
-    _kill_when(_start(args, isolated), lambda: (out / "checkpoint-4" / "trainer_state.json").exists())
+    launcher = _start(args, isolated, TMPDIR=str(tmp))
+    ranks = []
+
+    def after_checkpoint() -> bool:
+        ranks[:] = ranks or started_by(launcher.pid)
+        return (out / "checkpoint-4" / "trainer_state.json").exists()
+
+    _kill_when(launcher, after_checkpoint)
+    assert len(ranks) == 2 and wait_gone(ranks) == []  # no process outlives its launcher
+    assert [p.name.startswith(f"grpo-lab-{launcher.pid}-") for p in tmp.iterdir()] == [True]  # left by kill -9
     resumed = subprocess.run([sys.executable, "-m", "grpo_lab", "resume", rows(db, "SELECT id FROM run")[0][0]],
-                             capture_output=True, text=True, cwd=isolated, timeout=300)  # fmt: skip
+                             capture_output=True, text=True, cwd=isolated, timeout=300,
+                             env={**os.environ, "TMPDIR": str(tmp)})  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert _steps(db) == list(range(1, steps + 1))
+    assert list(tmp.iterdir()) == []  # the dead command's folder swept, the resume's own removed
     ((note,),) = rows(db, "SELECT text FROM note")
     assert note.startswith("resumed from checkpoint-4") and note.endswith("finished: ok")
 

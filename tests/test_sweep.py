@@ -176,6 +176,37 @@ def test_the_same_sweep_through_submitits_local_executor(isolated):
     assert list((isolated / "runs").glob("sweep-*/submitit/*_result.pkl"))  # submitit really ran the jobs
 
 
+@pytest.mark.slow
+def test_ctrl_c_under_submitit_local_records_interrupted_runs_without_a_traceback(isolated):
+    """A terminal's Ctrl-C reaches the whole process group: the sweep, submitit's job watchers and the jobs. The
+    jobs record their runs as interrupted; nothing prints a KeyboardInterrupt traceback; nothing is left behind."""
+    pytest.importorskip("submitit", reason="submitit is the slurm extra; pip install 'grpo-lab[slurm]'")
+    (isolated / "s.toml").write_text(SWEEP.format(name="ctrlc").replace("max_steps = 2", "max_steps = 2000"))
+    tmp = isolated / "tmp"
+    tmp.mkdir()
+    db = isolated / "grpo_lab.db"
+    proc = subprocess.Popen(sweep_cmd("s.toml", "--executor", "submitit-local", "--parallel", "2"),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline:  # both jobs training
+        time.sleep(0.5)
+        try:
+            if rows(db, "SELECT count(*) FROM step")[0][0] and len(rows(db, "SELECT DISTINCT run_id FROM step")) == 2:
+                break
+        except sqlite3.OperationalError:
+            continue
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.splitlines()[-1] == "grpo-lab: error: interrupted", out
+    statuses = sorted(s for (s,) in rows(db, "SELECT status FROM run"))
+    assert statuses.count("interrupted") == 2 and set(statuses) == {"interrupted", "queued"}, statuses
+    time.sleep(2)  # the job watchers end after their jobs
+    assert list(tmp.iterdir()) == []
+
+
 def test_dry_run_prints_every_command_and_writes_nothing(cli, isolated):
     (isolated / "s.toml").write_text(SWEEP.format(name="dry"))
     proc = cli("sweep", "s.toml", "--dry_run")

@@ -28,7 +28,8 @@ from .location import Location, StoreError
 from .sqlite_read import connect_read
 
 RUN_COLUMNS = ("id", "kind", "exp_name", "status", "hypothesis", "expected", "criteria", "command", "resolved_command",
-               "error", "tags", "model_name", "started_at", "duration_s", "verdict", "verdict_detail")  # fmt: skip
+               "error", "tags", "model_name", "started_at", "duration_s", "verdict", "verdict_detail", "git_commit",
+               "git_dirty")  # fmt: skip
 _IDS = "SELECT value FROM json_each(?)"  # the run IDs, bound as one JSON array whatever their number
 _NOT_STRICT = "(instr(metrics, 'NaN') > 0 OR instr(metrics, 'Infinity') > 0)"
 # A sample's reward or advantage as the page shows it: 4 decimals, null unless finite (SQLite writes inf as Inf).

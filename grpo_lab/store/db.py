@@ -97,6 +97,9 @@ class Run(SQLModel, table=True):
     arm: str | None = None  # its arm in that sweep
     superseded: bool = False  # a later attempt of the same sweep arm and seed replaced it (kept, never deleted)
     task: str | None = None  # JSON: the task and the rewards' code (name, version, source file, SHA-256) (m008)
+    rerun_of: str | None = None  # the run this one ran again from its record (grpo-lab rerun; m007)
+    code_diff: str | None = None  # a dirty tree's uncommitted changes (git diff HEAD), when small enough to keep
+    code_diff_bytes: int | None = None  # that diff's size, kept or not (None: clean, or recorded before m007)
 
 
 class Sweep(SQLModel, table=True):
@@ -349,6 +352,15 @@ def m005_sweeps(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE run ADD COLUMN arm VARCHAR"))
     conn.execute(text("ALTER TABLE run ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE"))
     conn.execute(text("CREATE INDEX ix_run_sweep ON run (sweep_id)"))
+
+
+@migration
+def m007_rerun(conn: Connection) -> None:
+    """A run's link to the run it reran, and a dirty tree's diff of the code it ran (its size, kept or not)."""
+    conn.execute(text("ALTER TABLE run ADD COLUMN rerun_of VARCHAR"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN code_diff VARCHAR"))
+    conn.execute(text("ALTER TABLE run ADD COLUMN code_diff_bytes INTEGER"))
+    conn.execute(text("CREATE INDEX ix_run_rerun_of ON run (rerun_of)"))
 
 
 @migration

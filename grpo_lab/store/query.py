@@ -23,7 +23,7 @@ STATUSES = ("queued", "running", "finished", "failed", "interrupted", "crashed")
 FINISHED = "finished"
 TABLE_COLUMNS = ("id", "kind", "exp_name", "status", "model_name", "started_at", "duration_s", "config",
                  "hypothesis", "verdict", "verdict_detail", "suites_disjoint", "sweep_id", "arm",
-                 "superseded")  # fmt: skip
+                 "superseded", "git_dirty")  # fmt: skip
 OPERATORS = ("=", "!=", ">", ">=", "<", "<=")
 DIALECTS = ("sqlite", "postgresql")
 Condition = tuple[str, str, str, Any]
@@ -205,6 +205,7 @@ def decode(rows: Sequence[Sequence[Any]], metric_rows=(), pivot: Sequence[str] =
         d = dict(zip(TABLE_COLUMNS, row[:n], strict=True))
         d["config"] = loads(d["config"])
         d["suites_disjoint"] = bool(d["suites_disjoint"])
+        d["git_dirty"] = bool(d["git_dirty"])
         if pivot:
             d["metrics"] = {name: v for name, v in zip(pivot, row[n:], strict=True) if v is not None}
         else:
