@@ -340,6 +340,7 @@ def sync(
         typer.echo(f"{esc(spool_file)} was uploaded to {esc(kept.synced.get('store'))} at {kept.synced['at']} "
                    "already; nothing to do")  # fmt: skip
         return
+    spool.check_run(_open(db), kept)  # read-only first: a refused sync leaves the store's bytes alone
     store = _open(db, write=True)
     done = spool.sync(store, kept)
     ended = f"; the run {done.status}" if done.status else "; the spool holds no ending (the run stopped without one)"

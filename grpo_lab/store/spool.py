@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import GrpoLabError
+from ..text import printable
 from .location import StoreError, StoreUnreachable
 
 SUFFIX = ".spool.jsonl"
@@ -37,6 +38,7 @@ FORMAT = 1
 GRACE_SECONDS = 300.0  # how long a run waits for an unreachable store after its work is done
 FIRST_RETRY_S, MAX_RETRY_S = 1.0, 10.0  # the backoff between attempts to reach the store again
 MAX_LINE = 256 * 2**20  # a record larger than this is not one a run writes
+HEADER_MAX = 64 * 1024
 PREDICTION_FIELDS = ("prompt", "answer", "completion", "extracted", "correct", "task_type", "operation",
                      "difficulty")  # fmt: skip
 OPS = ("record", "heartbeat", "finish", "note", "end", "synced")
@@ -88,7 +90,8 @@ class Spool:
 
 
 def _damaged(path: Path, where: str, why: str) -> GrpoLabError:
-    return GrpoLabError(f"{path} {where} is not a grpo-lab spool record ({why}); nothing was uploaded")
+    return GrpoLabError(f"{printable(path)} {where} is not a grpo-lab spool record ({printable(why)}); nothing was "
+                        "uploaded")  # fmt: skip
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
@@ -96,25 +99,27 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     with open(path, "rb") as f:
         number = 0
         while True:
-            line = f.readline(MAX_LINE + 1)
+            limit = MAX_LINE if number else HEADER_MAX  # a file whose first line is no header is refused at once
+            line = f.readline(limit + 1)
             if not line:
                 return
             number += 1
-            if len(line) > MAX_LINE:
-                raise _damaged(path, f"line {number}", f"longer than {MAX_LINE // 2**20} MiB")
+            if len(line) > limit:
+                raise _damaged(path, f"line {number}", f"longer than a spool's {limit // 1024:,} KiB")
             yield number, line, line.endswith(b"\n")
 
 
 def check_file(path: Path, what: str = "") -> None:
     """Refuse what is not a regular file (a folder, a pipe that would block, a device that never ends)."""
+    shown = printable(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise GrpoLabError(f"no spool at {path}; a run that lost its store names its spool when it ends") from None
+        raise GrpoLabError(f"no spool at {shown}; a run that lost its store names its spool when it ends") from None
     except OSError as exc:
-        raise GrpoLabError(f"cannot read {path} ({exc.strerror})") from None
+        raise GrpoLabError(f"cannot read {shown} ({exc.strerror})") from None
     if not stat.S_ISREG(mode):
-        raise GrpoLabError(f"{path} is not a regular file{what}; give the spool a run named (OUTPUT_DIR{SUFFIX})")
+        raise GrpoLabError(f"{shown} is not a regular file{what}; give the spool a run named (OUTPUT_DIR{SUFFIX})")
 
 
 def load(path: Path) -> Spool:
@@ -125,7 +130,7 @@ def load(path: Path) -> Spool:
     try:
         lines = list(_lines(path))
     except OSError as exc:
-        raise GrpoLabError(f"cannot read {path} ({exc.strerror})") from None
+        raise GrpoLabError(f"cannot read {printable(path)} ({exc.strerror})") from None
     for number, raw, whole in lines:
         try:
             value = json.loads(raw.decode("utf-8"))
@@ -155,8 +160,8 @@ def _check_header(path: Path, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or value.get("grpo_lab_spool") is None:
         raise _damaged(path, "", "its first line is no spool header: is it the spool a run named?")
     if value["grpo_lab_spool"] != FORMAT:
-        raise GrpoLabError(f"{path} was written by another grpo-lab (spool format {value['grpo_lab_spool']!r}); "
-                           "sync it with that version")  # fmt: skip
+        raise GrpoLabError(f"{printable(path)} was written by another grpo-lab (spool format "
+                           f"{printable(repr(value['grpo_lab_spool']))[:40]}); sync it with that version")  # fmt: skip
     run_id = value.get("run_id")
     if not isinstance(run_id, str) or not run_id or not run_id.isalnum() or len(run_id) > 64:
         raise _damaged(path, "line 1", "no run ID")
@@ -472,15 +477,22 @@ class Synced:
     cut_short: bool
 
 
-def sync(store, spool: Spool) -> Synced:
-    """Write a spool's records to the store, in order, each once; then mark the spool uploaded (its last line)."""
+def check_run(store, spool: Spool):
+    """The run a spool belongs to, in this store and not running (it would write its spool itself); else a
+    one-line error. Works on a store opened for reading, so that a refused sync changes nothing."""
     run = _run(store, spool.run_id)
     if run is None:
         raise GrpoLabError(f"no run {spool.run_id} in the store {store.location}; the spool was recorded for "
-                           f"{spool.store}: pass that store with --db")  # fmt: skip
+                           f"{printable(spool.store)}: pass that store with --db")  # fmt: skip
     if run.status == "running":
         raise GrpoLabError(f"run {spool.run_id} is still running (pid {run.pid} on {run.host}); it writes its spool "
                            "to the store itself when the store answers again")  # fmt: skip
+    return run
+
+
+def sync(store, spool: Spool) -> Synced:
+    """Write a spool's records to the store, in order, each once; then mark the spool uploaded (its last line)."""
+    run = check_run(store, spool)
     for op in spool.ops:
         apply(store, spool.run_id, op)
     finish = next((op for op in reversed(spool.ops) if op["op"] == "finish"), None)
