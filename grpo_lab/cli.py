@@ -124,11 +124,19 @@ def _refuse_early(db: str | None, model_name: str) -> None:
     resolve_model(model_name, _open(db) if model_name.startswith(RUN_PREFIX) else None)
 
 
-def _store_exists(db: str | None) -> bool:
-    from .store.location import locate
+def _estimate(db: str | None, spec, planned) -> float | None:
+    """A sweep's seconds from the store's finished runs like it; None where there is no store yet (a dry run
+    creates none)."""
+    from . import sweep as sw
+    from .store.location import NoStore, locate
 
     path = locate(db).path
-    return path is None or path.exists()
+    if path is not None and not path.exists():
+        return None
+    try:
+        return sw.estimate_seconds(_open(db), spec, planned)
+    except NoStore:  # an empty database
+        return None
 
 
 def _fetcher(db: str | None):
@@ -753,7 +761,7 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
             extra = [("--hypothesis", arm.hypothesis), ("--expected", arm.expected), ("--criteria", arm.criteria)]
             args = ["grpo-lab", "run", *p.config.command_args(), *[x for k, v in extra if v for x in (k, v)]]
             console.print(esc(shlex.join(args)), soft_wrap=True)
-        seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
+        seconds = _estimate(db, spec, planned)
         estimate = f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel}" if seconds else "no estimate"
         console.print(f"{len(planned)} runs ({len(spec.arms)} arms x {len(spec.seeds)} seeds); {estimate} "
                       f"(from this store's finished {spec.preset or '-'} runs)", soft_wrap=True)  # fmt: skip

@@ -126,6 +126,9 @@ def test_readers_say_there_is_no_store_in_an_empty_database_and_create_nothing(p
         # the owner of the database, who may create tables, gets the same line and creates none
         owner = grpo_lab("compare", "--db", pg_server.url(database), env=NO_ENV)
         assert owner.returncode == 2 and "no grpo-lab store in this database" in owner.stderr
+        dry = grpo_lab("sweep", "--grid", "beta=0,0.1", "--hypothesis", "h", "--dry_run", "--db",
+                       pg_server.url(database), env=NO_ENV)  # fmt: skip
+        assert dry.returncode == 0 and "no estimate" in dry.stdout, dry.stderr
         sent = statements(pg_server.log()[start:])
         assert sent and [s for s in sent if WRITES.match(s)] == []
         with pg_server.admin(database) as conn:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import query
-from .location import Location, StoreError, StoreUnreachable
+from .location import Location, NoStore, StoreError, StoreUnreachable
 from .sqlite_read import KNOWN_MIGRATIONS, SWEEP_COLUMNS, check_known, crash_values, presumed_dead
 
 CONNECT_TIMEOUT_S = 10
@@ -133,7 +133,7 @@ class Reader:
             "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))"
         )[0]
         if not ours and not any_table:
-            raise StoreError(f"no grpo-lab store in this database ({self.location}, from {self.location.source}); "
+            raise NoStore(f"no grpo-lab store in this database ({self.location}, from {self.location.source}); "
                              "check --db or $GRPO_LAB_DB (grpo-lab run creates one)")  # fmt: skip
         if not ours:
             raise StoreError(f"{self.location} holds tables but is not a grpo-lab store; point --db elsewhere")
