@@ -194,3 +194,23 @@ def test_compare_sweep_and_text_columns_on_both_databases(backend):
     assert named.returncode == 0 and [r.split(",")[0] for r in named.stdout.splitlines()[1:]] == ["read0001"]
     number = grpo_lab("compare", "--where", "id=1234", "--format", "csv", "--db", backend.db, env=NO_ENV)
     assert number.returncode == 0 and number.stdout.splitlines()[1:] == [], number.stderr
+
+
+def test_runs_and_compare_on_postgresql_import_neither_sqlalchemy_nor_sqlmodel(pg_server):
+    import subprocess
+    import sys
+
+    database = pg_server.create_database()
+    try:
+        url = pg_server.url(database)
+        make_store(url)
+        for command in (["runs"], ["compare"], ["compare", "--where", "held_out>=0.5", "--sort", "-held_out"]):
+            code = (
+                f"import sys; from grpo_lab.cli import main; sys.argv={['grpo-lab', *command, '--db', url]!r};\n"
+                "try: main()\nexcept SystemExit as e: print('EXIT', e.code)\n"
+                "print('HEAVY', [m for m in ('sqlalchemy', 'sqlmodel', 'pydantic', 'torch') if m in sys.modules])"
+            )
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # fmt: skip
+            assert "HEAVY []" in proc.stdout and "read0001" in proc.stdout and "EXIT 0" in proc.stdout, proc.stderr
+    finally:
+        pg_server.drop_database(database)

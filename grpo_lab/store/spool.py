@@ -380,6 +380,7 @@ class Spooled:
         """Keep ``op`` in the spool, on disk before this returns (called with the lock held)."""
         try:
             if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)  # lost before training made the output folder
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
                 self._file = os.fdopen(fd, "w", encoding="utf-8")
                 header = {"grpo_lab_spool": FORMAT, "run_id": self.run_id, "store": str(self.store.location),
