@@ -362,10 +362,12 @@ class Spooled:
         )
 
     def add_note(self, run_id, text, kind="comment") -> None:
-        self._send(lambda: self.store.add_note(run_id, text, kind), lambda: {"op": "note", "text": text, "kind": kind})
+        at = _now()  # the note's time, whichever way it goes: one written but unanswered is found by it, not doubled
+        self._send(lambda: self.store.add_note(run_id, text, kind, at=at),
+                   lambda: {"op": "note", "text": text, "kind": kind}, at)  # fmt: skip
 
-    def _send(self, direct, spooled) -> None:
-        at = _now()
+    def _send(self, direct, spooled, at: str | None = None) -> None:
+        at = at or _now()
         with self._lock:
             if not self._queue and self.failure is None and not self._given_up:
                 try:
