@@ -5,8 +5,19 @@ python bench/mlflow_side.py query all|filter|top50 sqlite:///mlflow.db
 """
 
 import json
+import re
 import sys
 import time
+
+# MLflow takes metric and param names of letters, digits, _ - . / : and spaces; grpo-lab's per-group metrics are
+# SPLIT[GROUP] (arith-v1[+], train_acc[*]_gain). Each is logged under a name MLflow takes, one to one.
+_OPS = {"+": "plus", "-": "minus", "*": "times", "/": "div"}
+
+
+def mlflow_name(name: str) -> str:
+    """``arith-v1[+]_gain`` -> ``arith-v1.plus_gain``; names MLflow takes already stay as they are."""
+    name = re.sub(r"\[([^\]]*)\]", lambda m: "." + _OPS.get(m.group(1), re.sub(r"[^\w.\- :]", "_", m.group(1))), name)
+    return re.sub(r"[^/\w.\- :]", "_", name)
 
 
 def build(runs_file: str, uri: str) -> None:
@@ -30,7 +41,7 @@ def build(runs_file: str, uri: str) -> None:
 
     def metrics_of(run):
         rows = [(k, v, step) for step, m in run["steps"] for k, v in m.items()]
-        return rows + [(k, v, 0) for k, v in run["final"].items()]
+        return [(mlflow_name(k), v, s) for k, v, s in rows + [(k, v, 0) for k, v in run["final"].items()]]
 
     first = runs[0]
     r = client.create_run(exp_id, run_name=first["name"])

@@ -110,6 +110,15 @@ def db_option():
     return typer.Option(None, "--db", help=DB_HELP, show_default=False)
 
 
+def store_grace_option():
+    return typer.Option(
+        None, "--store_grace", "--store-grace", min=0, max=10**7,
+        help="Seconds a run waits at its end for a store that became unreachable while it worked (its records wait "
+        "in OUTPUT_DIR.spool.jsonl meanwhile); then it ends with them there, for grpo-lab sync "
+        "\\[default: 300, or $GRPO_LAB_STORE_GRACE_SECONDS]",
+    )  # fmt: skip
+
+
 def _open(db: str | None, write: bool = False, create: bool = False):
     """The store: recording commands (``write``) create it when ``create``, upgrade it and mark crashed runs;
     the others read it and say what they could not do."""
@@ -129,11 +138,33 @@ def _refuse_early(db: str | None, model_name: str) -> None:
     resolve_model(model_name, _open(db) if model_name.startswith(RUN_PREFIX) else None)
 
 
-def _store_exists(db: str | None) -> bool:
-    from .store.location import locate
+def _existing(db: str | None):
+    """The store to read, or None where there is none yet (no file; an empty PostgreSQL database): a dry run or
+    a plan creates none."""
+    from .store.location import NoStore, locate
 
     path = locate(db).path
-    return path is None or path.exists()
+    if path is not None and not path.exists():
+        return None
+    try:
+        return _open(db)
+    except NoStore:
+        return None
+
+
+def _estimate(db: str | None, spec, planned) -> float | None:
+    """A sweep's seconds from the store's finished runs like it; None where there is no store yet (a dry run
+    creates none)."""
+    from . import sweep as sw
+    from .store.location import NoStore, locate
+
+    path = locate(db).path
+    if path is not None and not path.exists():
+        return None
+    try:
+        return sw.estimate_seconds(_open(db), spec, planned)
+    except NoStore:  # an empty database
+        return None
 
 
 def _fetcher(db: str | None):
@@ -196,6 +227,7 @@ def run(
         None, "--wandb_project", "--wandb-project", help="WandB project \\[default: $WANDB_PROJECT or grpo-lab]"
     ),
     wandb_entity: str = typer.Option(None, "--wandb_entity", "--wandb-entity", help="WandB entity (team or user)."),
+    store_grace: float = store_grace_option(),
     **options,
 ):
     """Train with GRPO, evaluate before and after, and record the run in the store.
@@ -248,7 +280,7 @@ def run(
 
     intent = Intent(hypothesis, expected, criteria, preset, launch.typed_command(["grpo-lab", *sys.argv[1:]]))
     _train_and_report(store, view, lambda: record_run(config, intent, store, mode, wandb_project, wandb_entity,
-                                                      [view], started))  # fmt: skip
+                                                      [view], started, store_grace=store_grace))  # fmt: skip
 
 
 def _train_and_report(store, view, train) -> None:
@@ -271,6 +303,11 @@ def _report_run(store, recorded) -> None:
     """The end of a training run as the store holds it (as `grpo-lab show` prints it), and its exit code."""
     from .display import console, esc, generalization_gap, results_table, verdict_text
 
+    if recorded.unsent:  # the store stayed unreachable: its record is in the run's spool, not in the store
+        if recorded.wandb.sync_command:
+            console.print(f"wandb is offline; to upload: {esc(recorded.wandb.sync_command)}", soft_wrap=True)
+        fail(f"run {recorded.run_id} {recorded.status}{f' ({recorded.error})' if recorded.error else ''}, but "
+             f"{recorded.unsent}", 1)  # fmt: skip
     results = store.results(recorded.run_id)
     if results:
         console.print(results_table(results))
@@ -294,6 +331,7 @@ def resume(
     run_id: str = typer.Argument(..., help="An interrupted, crashed or failed run (ID or unique prefix)."),
     db: str = db_option(),
     wandb: str = typer.Option(None, "--wandb", help="online | offline | disabled \\[default: as the run was]"),
+    store_grace: float = store_grace_option(),
 ):
     """Continue a run from its newest checkpoint (it ran with --save_steps), in the same run row and WandB run.
 
@@ -317,7 +355,37 @@ def resume(
     console.quiet = not launch.is_main()
     quiet_libraries()
     view = LiveView()
-    _train_and_report(store, view, lambda: resume_run(run_id, store, mode, [view]))
+    _train_and_report(store, view, lambda: resume_run(run_id, store, mode, [view], store_grace=store_grace))
+
+
+@app.command()
+def sync(
+    spool_file: str = typer.Argument(
+        ...,
+        metavar="SPOOL",
+        help="A run's spool (OUTPUT_DIR.spool.jsonl), as the run named it when it ended without its store.",
+    ),  # fmt: skip
+    db: str = db_option(),
+):
+    """Upload the records a run kept in its spool while the store was unreachable (as `wandb sync` uploads an
+    offline run): the run then reads as if it had never lost the store."""
+    from pathlib import Path
+
+    from .display import esc
+    from .store import spool
+
+    kept = spool.load(Path(spool_file))  # every line checked before the store is opened for writing
+    if kept.synced is not None:
+        typer.echo(f"{esc(spool_file)} was uploaded to {esc(kept.synced.get('store'))} at {kept.synced['at']} "
+                   "already; nothing to do")  # fmt: skip
+        return
+    spool.check_run(_open(db), kept)  # read-only first: a refused sync leaves the store's bytes alone
+    store = _open(db, write=True)
+    done = spool.sync(store, kept)
+    ended = f"; the run {done.status}" if done.status else "; the spool holds no ending (the run stopped without one)"
+    typer.echo(f"uploaded {done.counts} of run {done.run_id} to {store.location}{ended}")
+    if done.cut_short:
+        _notices([f"the last line of {esc(spool_file)} was cut short (the run stopped while writing it) and left out"])
 
 
 @app.command()
@@ -898,7 +966,7 @@ def _power(spec, db, pilot_sd, pilot):
 
     if pilot_sd is not None:
         return sw.power_plan(spec, pilot_sd, "--pilot-sd")
-    store = _open(db) if _store_exists(db) else None
+    store = _existing(db)
     if pilot is not None and store is None:
         raise GrpoLabError(f"--pilot {pilot}: there is no store here to find that sweep in; give --db")
     sd, source = sw.pilot_sd(store, spec, pilot)
@@ -931,7 +999,7 @@ def _run_sweep(spec, source, parallel, executor, slurm_partition, timeout_min, d
             extra = [("--hypothesis", arm.hypothesis), ("--expected", arm.expected), ("--criteria", arm.criteria)]
             args = ["grpo-lab", "run", *p.config.command_args(), *[x for k, v in extra if v for x in (k, v)]]
             console.print(esc(shlex.join(args)), soft_wrap=True)
-        seconds = sw.estimate_seconds(_open(db), spec, planned) if _store_exists(db) else None
+        seconds = _estimate(db, spec, planned)
         if seconds:
             estimate = (f"about {seconds / 60 / parallel:.0f} minutes at --parallel {parallel} (from this store's "
                         f"finished {spec.preset} runs)")  # fmt: skip

@@ -79,12 +79,42 @@ def parse_where(expr: str | None, has_metric: Callable[[str], bool] | None = Non
     return filters.parse(expr, _Fields(has_metric), "--where")
 
 
+CONFIG_TYPES = {name: type_text for name, type_text, *_ in config_fields()}
+NUMERIC_RUN_FIELDS = {"duration"}
+
+
 def _store_condition(c: filters.Condition) -> tuple[str, str, str, Any]:
+    """The store's (source, key, op, value) for a condition, its value of the field's type: a number for metrics,
+    durations and numeric flags, true/false for switches, text as typed for a run's text columns (``name=123`` is
+    the name "123"). A value of the wrong type is refused in one line, on every database alike; a flag that takes
+    words compared with a number matches no run (query.py compares a config value by its type)."""
     if c.field in RUN_FIELDS:
-        return ("run", RUN_FIELDS[c.field], c.op, c.value)
-    if c.field in CONFIG_FIELDS:
-        return ("config", c.field, c.op, c.value)
-    return ("metric", c.field, c.op, c.value)
+        source, key = "run", RUN_FIELDS[c.field]
+        kind = "number" if c.field in NUMERIC_RUN_FIELDS else "text"
+    elif c.field in CONFIG_FIELDS:
+        source, key = "config", c.field
+        type_text = CONFIG_TYPES[c.field]
+        kind = "switch" if type_text == "bool" else "number" if ("int" in type_text or "float" in type_text) else "any"
+    else:
+        source, key, kind = "metric", c.field, "number"
+    return (source, key, c.op, _typed(c, kind))
+
+
+def _typed(c: filters.Condition, kind: str) -> Any:
+    if c.value is None or kind == "any":
+        return c.value
+    if kind == "text":
+        return c.text if c.text is not None and not isinstance(c.value, str) else c.value
+    if kind == "switch":
+        word = str(c.text if c.text is not None else c.value).lower()
+        if word in ("true", "1", "1.0", "false", "0", "0.0"):
+            return 1.0 if word in ("true", "1", "1.0") else 0.0
+        raise GrpoLabError(f"--where {c.field}{c.op}{c.text or c.value}: {c.field} is a switch; compare it with "
+                           f"true or false, e.g. {c.field}=true")  # fmt: skip
+    if isinstance(c.value, str):
+        raise GrpoLabError(f"--where {c.field}{c.op}{c.value}: {c.field} is a number; compare it with a number, "
+                           f"e.g. {c.field}>=0.5")  # fmt: skip
+    return c.value
 
 
 # --- rows and columns -------------------------------------------------------------------------------------------

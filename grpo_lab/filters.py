@@ -11,6 +11,7 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from .errors import GrpoLabError
@@ -39,6 +40,7 @@ class Condition:
     field: str
     op: str  # = != > >= < <=
     value: Any
+    text: str | None = dataclass_field(default=None, compare=False, repr=False)  # the value as typed
 
     def holds(self, actual: Any) -> bool:
         return COMPARE[self.op](actual, self.value)
@@ -79,6 +81,10 @@ def _value(kind: str, text: str) -> Any:
     return number if math.isfinite(number) else text
 
 
+def _value_text(kind: str, text: str) -> str:
+    return text[1:-1] if kind == "str" else text
+
+
 def parse(expr: str | None, fields: Sequence[str], option: str = "--where") -> list[Condition]:
     """``field op value [and field op value ...]`` with op one of = == != > >= < <=; fields must be in ``fields``."""
     if not expr or not expr.strip():
@@ -93,7 +99,7 @@ def parse(expr: str | None, fields: Sequence[str], option: str = "--where") -> l
         field, op, (kind, raw) = tokens[i][1], tokens[i + 1][1], tokens[i + 2]
         if field not in fields:
             raise GrpoLabError(f"{option}: unknown field {field!r}{suggest(field, fields)}")
-        conditions.append(Condition(field, "=" if op == "==" else op, _value(kind, raw)))
+        conditions.append(Condition(field, "=" if op == "==" else op, _value(kind, raw), _value_text(kind, raw)))
         if len(conditions) > MAX_CONDITIONS:
             raise GrpoLabError(f"{option}: more than {MAX_CONDITIONS} conditions; narrow the selection in steps")
         i += 3

@@ -23,6 +23,7 @@ from .events import Fanout, RunListener
 from .ids import new_run_id
 from .lifecycle import Lifecycle
 from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_checksum
+from .store import spool
 from .store.db import Run, iso, now
 from .store.location import StoreError
 from .suites import load_suite, suite_name
@@ -196,6 +197,7 @@ class RecordedRun:
     error: str | None = None
     exit_code: int = 0
     verdict: criteria.Verdict | None = None
+    unsent: str | None = None  # why the record is not in the store and how to upload it, when it is in the spool
 
 
 def _run_row(run_id, kind, argv, args, config, resolved, started_at, **fields) -> Run:
@@ -267,6 +269,7 @@ def record_run(
     on_started: Callable[[WandbRun, str], None] | None = None,
     queued: Run | None = None,
     rerun_of: str | None = None,
+    store_grace: float | None = None,
 ) -> RecordedRun:
     """Resolve the model, start WandB, write the run row, train and evaluate, and record how it ended.
 
@@ -312,14 +315,18 @@ def record_run(
     if start.error:
         raise GrpoLabError(start.error)
     recorder = StoreRecorder(store, start.run_id) if ranks.main else None
-    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, queued=queued is not None)
+    return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, queued=queued is not None,
+                   store_grace=store_grace)  # fmt: skip
 
 
 def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, on_started, resumed_at=None,
-            queued=False, resumed_steps=()):  # fmt: skip
-    """The part of a recorded run that every process shares: the lifecycle around the work, and its ending."""
+            queued=False, resumed_steps=(), store_grace=None):  # fmt: skip
+    """The part of a recorded run that every process shares: the lifecycle around the work, and its ending. The
+    main process records through a spool, so that the run outlives an unreachable store (store/spool.py)."""
     life = Lifecycle(ranks=ranks)
     if ranks.main:
+        here = (socket.gethostname(), os.getpid())
+        store = recorder.store = spool.Spooled(store, row.id, spool.path_for(start.output_dir), *here)
         life = Lifecycle(store, row, ranks, reopen=resumed_at is not None, queued=queued)
     outcome = None
     with life:
@@ -346,9 +353,12 @@ def _record(config, store, ranks, wb, row, start: _Start, recorder, listeners, o
             if resumed_at is not None:
                 note = resume_note(start.checkpoint, resumed_at, resumed_steps, life.status, life.error)
                 store.add_note(row.id, note, "comment")
+            grace, unsent = spool.grace_seconds(store_grace), None
+            if store.settle(grace, life.status, life.error) is not None:  # the store stayed away: the spool has it
+                unsent = store.give_up_line(store.location, grace)
             final = {"final_accuracy": values.get("held_out"), "verdict": verdict.status, **values}
             tracking.finish(wb, final, life.exit_code)
-            return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict)
+            return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code, verdict, unsent)
     return RecordedRun(start.run_id, life.status, outcome, wb, life.error, life.exit_code)
 
 
@@ -378,6 +388,7 @@ def resume_run(
     wandb_mode: str | None = None,
     listeners: list[RunListener] | None = None,
     on_started: Callable[[WandbRun, str], None] | None = None,
+    store_grace: float | None = None,
 ) -> RecordedRun:
     """Continue an interrupted, crashed or failed run from its newest checkpoint, in the same run row and the
     same WandB run: what it recorded after that checkpoint is dropped and recorded again, so the step curve
@@ -412,7 +423,7 @@ def resume_run(
         recorder.results = [(r.stage, r.split, r.dimension, r.grp, r.correct, r.total) for r in store.results(row.id)]
         row.wandb_dir = wb.dir = tracking.joined(row.wandb_dir, wb.dir)  # every stretch's folder, in the record
     return _record(config, store, ranks, wb, row, start, recorder, listeners, on_started, resumed_at=step,
-                   resumed_steps=recorded)  # fmt: skip
+                   resumed_steps=recorded, store_grace=store_grace)  # fmt: skip
 
 
 def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
@@ -423,6 +434,8 @@ def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
         raise GrpoLabError(f"run {run.id} is an evaluation; only training runs can be resumed")
     if run.status not in RESUMABLE:
         raise GrpoLabError(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    if run.output_dir:  # records it kept while the store was away would be written over, and its steps lost
+        spool.check_free(spool.path_for(run.output_dir), run.id)
     found = checkpoints(run.output_dir) if run.output_dir else []
     if not found:
         raise GrpoLabError(

@@ -574,6 +574,9 @@ def work(db_url: str | None, run_id: str, wandb_mode: str | None = None) -> int:
     intent = Intent(row.hypothesis or "", row.expected, row.criteria, row.preset, shlex.split(row.command))
     quiet_libraries()
     recorded = record_run(config, intent, store, wandb_mode or row.wandb_mode or "disabled", queued=row)
+    if recorded.unsent:  # the store stayed unreachable: the worker's log says where the record waits
+        print(f"grpo-lab: error: run {run_id} {recorded.status}, but {recorded.unsent}", file=sys.stderr)
+        return 1
     return recorded.exit_code
 
 
@@ -866,7 +869,7 @@ def scoped_fetch(fetch, sweep_id: str):
     """compare's row source limited to a sweep's current attempts (superseded ones are kept, not shown)."""
 
     def scoped(conditions, *args):
-        return fetch([("run", "sweep_id", "=", sweep_id), ("run", "superseded", "=", 0), *conditions], *args)
+        return fetch([("run", "sweep_id", "=", sweep_id), ("run", "superseded", "=", False), *conditions], *args)
 
     scoped.has_metric = getattr(fetch, "has_metric", None)
     return scoped

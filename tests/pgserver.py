@@ -82,11 +82,8 @@ class Server:
                   "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")  # fmt: skip
         for attempt in range(5):  # a port taken between choosing and binding: choose again
             self.port = _free_port()
-            options = (f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
-                          "-t", "60", "-o", options, "start")  # fmt: skip
+                self._pg_ctl_start()
                 break
             except RuntimeError:
                 if attempt == 4:
@@ -95,10 +92,34 @@ class Server:
             conn.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{self.password}'")
         return self
 
-    def admin(self):
+    def _pg_ctl_start(self) -> None:
+        options = (f"-k {self.sockets} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+                  "-t", "60", "-o", options, "start")  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server (as an administrator restarting it would: its sessions are ended), keeping its data."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """Start a halted server again, on the same port."""
+        self._pg_ctl_start()
+
+    def log(self) -> str:
+        """The server's log so far."""
+        return (self.root / "log").read_text(errors="replace")
+
+    def create_role(self, name: str, password: str) -> str:
+        """A login role with ``password`` and no privileges yet (``admin(database)`` grants them); its name."""
+        with self.admin() as conn:
+            conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        return name
+
+    def admin(self, database: str = "postgres"):
         import psycopg
 
-        return psycopg.connect(host=str(self.sockets), port=self.port, user="postgres", dbname="postgres",
+        return psycopg.connect(host=str(self.sockets), port=self.port, user="postgres", dbname=database,
                                autocommit=True)  # fmt: skip
 
     def create_database(self) -> str:
@@ -113,8 +134,8 @@ class Server:
         with self.admin() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    def url(self, database: str, password: bool = True) -> str:
-        auth = f"{ROLE}:{self.password}" if password else ROLE
+    def url(self, database: str, password: bool = True, role: str = ROLE, secret: str | None = None) -> str:
+        auth = f"{role}:{secret or self.password}" if password else role
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:

@@ -291,7 +291,41 @@ def cases():
     # sweep files of more wrong types and values
     for key in SWEEP_VALUES:
         add("sweep", f"files/value-{key}.toml", "--dry_run")
+    # grpo-lab sync: what is not a spool, a damaged one, one of a run this store does not hold, typed --where
+    for name in ("fifo.jsonl", "zero.jsonl", "adir", "missing.jsonl", "empty.jsonl", "badjson.jsonl", "train.jsonl",
+                 "bin.jsonl", *SPOOLS):  # fmt: skip
+        add("sync", f"files/{name}")
+    add("sync", "grpo_lab.db", id="sync the store")
+    add("sync", "files/\x1b[2J.jsonl", id="sync escape")
+    add("sync", str(SPARSE), id="sync 100 GB")
+    add("sync", "files/spool-ok.jsonl", "--db", "files/afile", id="sync into no store")
+    add("compare", "--where", "held_out>=abc")
+    add("compare", "--where", "use_vllm=maybe")
+    add("compare", "--where", "duration<soon")
     return c
+
+
+HEADER = (
+    '{"grpo_lab_spool": 1, "run_id": "aaaa0001", "store": "grpo_lab.db", "created_at": "2026-01-02T10:00:00+00:00"}'
+)
+AT = '"at": "2026-01-02T10:01:00+00:00"'
+SPOOLS = {  # spools a damaged file, a hostile tester or another store's run would hand to `grpo-lab sync`
+    "spool-foreign.jsonl": HEADER.replace("aaaa0001", "zzzz9999") + "\n{" + AT + ', "op": "heartbeat"}\n',
+    "spool-format.jsonl": HEADER.replace('"grpo_lab_spool": 1', '"grpo_lab_spool": 99') + "\n",
+    "spool-noid.jsonl": HEADER.replace("aaaa0001", "aa\\u001b[2J") + "\n",
+    "spool-op.jsonl": HEADER + '\n{"op": "drop table run", ' + AT + "}\n",
+    "spool-time.jsonl": HEADER + '\n{"op": "heartbeat", "at": "yesterday"}\n',
+    "spool-steps.jsonl": HEADER + '\n{"op": "record", ' + AT + ', "steps": "x", "samples": [], "results": [], '
+    '"predictions": []}\n',
+    "spool-samples.jsonl": HEADER + '\n{"op": "record", ' + AT + ', "steps": [], "samples": [[1, 0, "p"]], '
+    '"results": [], "predictions": []}\n',
+    "spool-finish.jsonl": HEADER + '\n{"op": "finish", ' + AT + ', "status": "finished", "error": null, '
+    '"metrics": {"a": "b"}, "values": {}}\n',
+    "spool-values.jsonl": HEADER + '\n{"op": "finish", ' + AT + ', "status": "finished", "error": null, '
+    '"metrics": null, "values": {"status": "x"}}\n',
+    "spool-middle.jsonl": HEADER + '\n{"op": "heartbeat", ' + AT.replace("10:01", "10") + "}\n{not json\n"
+    '{"op": "heartbeat", ' + AT + "}\n",
+}
 
 
 SPARSE = Path(os.environ.get("TMPDIR", "/tmp")) / f"grpo-lab-sparse-{os.getpid()}.jsonl"  # 100 GB of nothing
@@ -401,6 +435,9 @@ def arena(tmp_path_factory):
     os.mkfifo(files / "fifo.md.j2")
     for name, text in TEMPLATES.items():
         (files / name).write_text(text + "\n")
+    for name, text in SPOOLS.items():
+        (files / name).write_text(text)
+    (files / "spool-ok.jsonl").write_text(HEADER + "\n")
     # round three: links onto the store and onto another output, files a hostile tester points at
     (files / "store-link.html").symlink_to(root / "grpo_lab.db")
     (files / "store-link.png").symlink_to(root / "grpo_lab.db")

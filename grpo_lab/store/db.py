@@ -31,9 +31,9 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 from .. import metrics as metric_names
 from ..errors import GrpoLabError
 from ..provenance import without_password
-from . import query, sqlite_read
+from . import pg_read, query, sqlite_read
 from .location import Location, StoreError, locate
-from .sqlite_read import KNOWN_MIGRATIONS, check_known, pid_alive, presumed_dead
+from .sqlite_read import KNOWN_MIGRATIONS, check_known, crash_values, pid_alive, presumed_dead
 
 NOTE_KINDS = ("result", "learning", "comment")
 HEARTBEAT_SECONDS = 30
@@ -435,31 +435,11 @@ def _read_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.execute(f"PRAGMA busy_timeout = {sqlite_read.TIMEOUT_S * 1000}")
 
 
-# PostgreSQL SQLSTATEs a user can act on (https://www.postgresql.org/docs/current/errcodes-appendix.html).
-_PG_STATES = {
-    "53100": "the disk of the PostgreSQL server is full",
-    "42501": "the role in the URL may not do this (insufficient privilege)",
-    "25006": "the server only allows reading (read-only transaction)",
-    "28P01": "password authentication failed; put the password in ~/.pgpass or $PGPASSWORD, or in the URL",
-    "28000": "the server refused the role (check the user name in the URL and pg_hba.conf)",
-    "3D000": "the database does not exist; create it first (createdb NAME)",
-    "57P03": "the server is starting up or shutting down; try again in a moment",
-    "55P03": "a lock could not be taken in time",
-    "40P01": "a deadlock was detected; try again",
-}
-
-
 def _explain(location: Location, error: BaseException) -> StoreError | None:
     """A one-line StoreError for a database error the user can act on; None for anything else (a bug)."""
     if location.path is not None:
         return sqlite_read.explain(error, location.path) if isinstance(error, sqlite_read.sqlite3.Error) else None
-    state = getattr(error, "sqlstate", None)
-    first = (str(error).strip().splitlines() or [""])[0]
-    if state in _PG_STATES:
-        return StoreError(f"{location}: {_PG_STATES[state]} ({first})")
-    if state is None and type(error).__name__ == "OperationalError":  # could not connect at all
-        return StoreError(f"cannot reach the store {location} ({first}); check the host, port and that it runs")
-    return None
+    return pg_read.explain(error, location)
 
 
 def _one_line_errors(location: Location):
@@ -480,7 +460,10 @@ def _engine(location: Location, write: bool) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas if write else _read_pragmas)
     else:
         try:
-            engine = create_engine(location.url, pool_pre_ping=True)
+            options = {"postgresql_readonly": True} if not write and location.backend == "postgresql" else {}
+            connect_args = {"connect_timeout": pg_read.CONNECT_TIMEOUT_S} if location.backend == "postgresql" else {}
+            engine = create_engine(location.url, pool_pre_ping=True, execution_options=options,
+                                   connect_args=connect_args)  # fmt: skip
         except exc.NoSuchModuleError:
             raise StoreError(f"{location.source}: no database driver for {location}; grpo-lab stores are SQLite "
                              "files or postgresql://USER@HOST/DB URLs") from None  # fmt: skip
@@ -588,6 +571,8 @@ class Store:
             if not readonly:  # leave the file readable by anyone who may read it when this store goes away
                 self._settle = weakref.finalize(self, _close_and_settle, self.engine, path)
                 migrate(self.engine, path)
+        elif readonly and self.location.backend == "postgresql":  # checked, never created, migrated or written
+            self.notices += pg_read.prepare(self.location)
         else:
             self._check_server(readonly)
         if reap and not readonly:
@@ -678,8 +663,20 @@ class Store:
             for table in (Result, Prediction):
                 conn.execute(delete(table).where(table.run_id == run_id, table.stage == "after"))
 
-    def heartbeat(self, run_id: str) -> None:
-        self.update_run(run_id, heartbeat_at=iso(now()))
+    def heartbeat(self, run_id: str, at: str | None = None) -> None:
+        """The run is alive (``at``: when it said so, for a record kept in its spool)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=at or iso(now())))
+
+    def revive(self, run_id: str, host: str, pid: int | None) -> None:
+        """A run marked crashed while it could not reach the store (its heartbeat went stale) is running again:
+        it is the same process (``host``, ``pid``), which reached the store again."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "crashed", Run.host == host, Run.pid == pid)
+                .values(status="running", error=None, finished_at=None, duration_s=None, heartbeat_at=iso(now()))
+            )
 
     def record(
         self,
@@ -688,8 +685,11 @@ class Store:
         samples: Iterable[tuple] = (),
         results: Iterable[tuple[str, str, str, str, int, int]] = (),
         predictions: Iterable[tuple[str, str, int, Any]] = (),
+        at: str | None = None,
+        replay: bool = False,
     ) -> None:
-        """Add steps, samples and results for a run in one transaction, as bulk inserts."""
+        """Add steps, samples and results for a run in one transaction, as bulk inserts. ``replay``: records kept
+        in a spool, made ``at`` that time; those already in the store are left as they are."""
         step_rows = [{"run_id": run_id, "step": st, "metrics": json.dumps(m)} for st, m in steps]
         sample_rows = [  # (step, idx, prompt, completion, reward, advantage[, extracted answer])
             {"run_id": run_id, "step": st, "idx": i, "prompt": p, "completion": c, "reward": r, "advantage": a,
@@ -710,19 +710,30 @@ class Store:
         with self.engine.begin() as conn:
             for table, rows in tables:
                 if rows:
-                    conn.execute(insert(table), rows)
-            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=iso(now())))
+                    conn.execute(self._insert(table, replay), rows)
+            conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=at or iso(now())))
+
+    def _insert(self, table, replay: bool):
+        """An INSERT; for a replay one that skips rows whose key is there already (on SQLite and PostgreSQL)."""
+        if not replay:
+            return insert(table)
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        return upsert(table).on_conflict_do_nothing()
 
     def finish_run(
         self, run_id: str, status: str, error: str | None = None, metrics: dict[str, float] | None = None,
-        **values: Any,
+        at: str | None = None, **values: Any,
     ) -> None:  # fmt: skip
-        """Record how a run ended, with its metrics (replacing any it had), in one transaction."""
+        """Record how a run ended (``at``: when, for an ending kept in a spool), with its metrics (replacing any it
+        had), in one transaction."""
         if status not in query.STATUSES:
             raise ValueError(status)
         with self.session() as s:
             run = s.get(Run, run_id)
-            finished = now()
+            finished = datetime.fromisoformat(at) if at else now()
             run.status, run.error, run.finished_at = status, error, iso(finished)
             run.duration_s = (finished - datetime.fromisoformat(run.started_at)).total_seconds()
             for key, value in values.items():
@@ -760,13 +771,21 @@ class Store:
                     conn.execute(insert(table), rows_)
         return len(chunk)
 
-    def add_note(self, run_id: str, text_: str, kind: str = "comment") -> Note:
+    def add_note(self, run_id: str, text_: str, kind: str = "comment", at: str | None = None,
+                 once: bool = False) -> Note:  # fmt: skip
+        """A note on a run (``at``: when it was written, for a note kept in a spool; ``once``: unless the same
+        note of that time is there already)."""
         if kind not in NOTE_KINDS:
             raise GrpoLabError(f"--kind {kind!r} is not one of: {', '.join(NOTE_KINDS)}")
         run = self.find_run(run_id).run
         with self.session() as s:
+            if once and at:
+                same = s.exec(select(Note).where(Note.run_id == run.id, Note.kind == kind, Note.text == text_,
+                                                 Note.created_at == at)).first()  # fmt: skip
+                if same is not None:
+                    return same
             last = s.exec(select(Note.seq).where(Note.run_id == run.id).order_by(Note.seq.desc())).first()
-            note = Note(run_id=run.id, seq=(last or 0) + 1, kind=kind, text=text_, created_at=iso(now()))
+            note = Note(run_id=run.id, seq=(last or 0) + 1, kind=kind, text=text_, created_at=at or iso(now()))
             s.add(note)
             s.commit()
         return note
@@ -931,11 +950,8 @@ class Store:
                 beat = run.heartbeat_at or run.started_at
                 reason = presumed_dead(run.host, run.pid, beat, host, alive or pid_alive)
                 if reason:
-                    run.status, run.error = "crashed", f"the run stopped without a word ({reason})"
-                    run.finished_at = beat
-                    run.duration_s = (
-                        datetime.fromisoformat(beat) - datetime.fromisoformat(run.started_at)
-                    ).total_seconds()
+                    for key, value in crash_values(reason, beat, run.started_at, run.output_dir).items():
+                        setattr(run, key, value)
                     s.add(run)
                     crashed.append(run.id)
             s.commit()

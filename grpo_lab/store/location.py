@@ -28,6 +28,15 @@ class StoreError(GrpoLabError):
     pass
 
 
+class NoStore(StoreError):
+    """The database holds no grpo-lab store (yet): a command that only reads says so; one that records creates it."""
+
+
+class StoreUnreachable(StoreError):
+    """The store cannot be reached for now (the server is down, restarting, or the network is): a run keeps its
+    records in its spool meanwhile (spool.py); any other StoreError is not expected to pass by itself."""
+
+
 @dataclass(frozen=True)
 class Location:
     """A SQLite file (``path``) or another database (``url``, an SQLAlchemy URL; its password is never shown)."""

@@ -206,6 +206,19 @@ def presumed_dead(host: str, pid: int | None, heartbeat: str, this_host: str, al
     return None
 
 
+def crash_values(reason: str, beat: str, started_at: str, output_dir: str | None = None) -> dict[str, Any]:
+    """The columns of a run presumed dead: crashed, why (and where its records wait if it lost the store and kept
+    them in its spool), and when it was last heard of."""
+    from .spool import waiting
+
+    error = f"the run stopped without a word ({reason})"
+    kept = waiting(output_dir)
+    if kept:
+        error = f"the run lost the store ({reason}); {kept}"
+    duration = (datetime.fromisoformat(beat) - datetime.fromisoformat(started_at)).total_seconds()
+    return {"status": "crashed", "error": error, "finished_at": beat, "duration_s": duration}
+
+
 def due_writes(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """What a plain read would have to write first: the migrations not yet applied, and the runs marked
     running whose process is gone ((ID, why) pairs)."""
