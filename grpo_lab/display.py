@@ -270,6 +270,7 @@ def show_run(store, view, out: Console = console) -> None:
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
         ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
         ("wandb sync", sync_command(r.wandb_mode, r.id, r.wandb_dir)),
+        ("suites", suites_line(getattr(r, "suites", None))),
     ]  # fmt: skip
     for key, value in rows:
         if value:
@@ -300,6 +301,26 @@ def show_run(store, view, out: Console = console) -> None:
         colour = "yellow" if finding.severity == "warning" else "cyan"
         out.print(f"[{colour}]{finding.severity}[/] {finding.code}: {esc(finding.message)}")
     out.print(config_table_from_dict(view.config))
+
+
+def suites_line(recorded: str | None) -> str | None:
+    """The suites a run recorded, in words: ``orig-eval (datasets folder /data/orig-eval): 200 rows, 185
+    distinct, sha256 0589e37a1173``; None when it recorded none (runs before m009)."""
+    import json
+
+    try:
+        suites = json.loads(recorded) if recorded else []
+        parts = []
+        for s in suites:
+            rows, distinct = s.get("rows"), s.get("distinct")
+            counts = f"{rows} rows" + (f", {distinct} distinct" if distinct != rows else "")
+            where = "built in" if s.get("kind") == "built-in" else f"{s.get('kind')} {s.get('source')}"
+            if s.get("imported_from"):
+                where += f" from {s['imported_from'].get('source')}"
+            parts.append(f"{s.get('name')} ({where}): {counts}, sha256 {str(s.get('sha256'))[:12]}")
+    except (ValueError, TypeError, AttributeError):
+        return "(not readable)"
+    return "; ".join(parts) or None
 
 
 def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:

@@ -97,6 +97,7 @@ class Run(SQLModel, table=True):
     arm: str | None = None  # its arm in that sweep
     superseded: bool = False  # a later attempt of the same sweep arm and seed replaced it (kept, never deleted)
     task: str | None = None  # JSON: the task and the rewards' code (name, version, source file, SHA-256) (m008)
+    suites: str | None = None  # JSON: each suite evaluated: name, source, kind, sha256, rows, distinct problems (m009)
 
 
 class Sweep(SQLModel, table=True):
@@ -401,6 +402,14 @@ def m008_tasks_and_knobs(conn: Connection) -> None:
         updates.append({"c": json.dumps(config), "i": run_id})
     if updates:
         conn.execute(text("UPDATE run SET config = :c WHERE id = :i"), updates)
+
+
+@migration
+def m009_suite_records(conn: Connection) -> None:
+    """Each run keeps the suites it was evaluated on: name, where it came from, the SHA-256 of its problems, its
+    rows and its distinct problems (a set as researchers keep it may repeat prompts). Runs recorded before keep
+    none: what they read from a user's file then is not known now."""
+    conn.execute(text("ALTER TABLE run ADD COLUMN suites VARCHAR"))
 
 
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step
