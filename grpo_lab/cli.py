@@ -491,9 +491,9 @@ def suites_import(
     if suite.notice():
         _notices([suite.notice()])
     origin = suite.imported_from
-    what = "imported" if done.written else "was imported before with these problems (nothing changed):"
+    what = "imported suite" if done.written else "nothing changed: these problems are already the suite"
     console.print(
-        f"suite {esc(suite.name)} {what} {suite.rows} rows, {suite.distinct} distinct problems, sha256 "
+        f"{what} {esc(suite.name)}: {suite.rows} rows, {suite.distinct} distinct problems, sha256 "
         f"{suite.sha256[:12]}, from {esc(origin['source'])} ({esc(origin['kind'])}), in {esc(str(done.folder))}; "
         f"runs name it --eval_suite {esc(suite.name)}",
         soft_wrap=True,

@@ -316,7 +316,7 @@ def suites_line(recorded: str | None) -> str | None:
             counts = f"{rows} rows" + (f", {distinct} distinct" if distinct != rows else "")
             where = "built in" if s.get("kind") == "built-in" else f"{s.get('kind')} {s.get('source')}"
             if s.get("imported_from"):
-                where += f" from {s['imported_from'].get('source')}"
+                where = f"imported from {s['imported_from'].get('source')}"
             parts.append(f"{s.get('name')} ({where}): {counts}, sha256 {str(s.get('sha256'))[:12]}")
     except (ValueError, TypeError, AttributeError):
         return "(not readable)"

@@ -139,7 +139,7 @@ def test_import_freezes_a_set_that_runs_then_name(orig, tmp_path, monkeypatch):
     manifest = json.loads((home / "orig-eval-v1.json").read_text())
     assert manifest["sha256"] == source.sha256 and manifest["source"] == str(folder / "orig-eval")
     assert (manifest["kind"], manifest["rows"], manifest["distinct"]) == ("datasets folder", 200, 185)
-    assert "15 rows repeat" in result.stderr and "suite orig-eval-v1 imported 200 rows" in result.stdout
+    assert "15 rows repeat" in result.stderr and "imported suite orig-eval-v1: 200 rows" in result.stdout
     frozen = open_suite("orig-eval-v1")
     assert frozen.problems == source.problems and frozen.sha256 == source.sha256
     assert frozen.record()["imported_from"]["source"] == str(folder / "orig-eval")
@@ -148,7 +148,7 @@ def test_import_freezes_a_set_that_runs_then_name(orig, tmp_path, monkeypatch):
     # the same problems from another format: nothing changes; other problems under the name: refused
     stamp = (home / "orig-eval-v1.json").stat().st_mtime_ns
     again = call("suites", "import", str(folder / "orig-eval.parquet"), "--name", "orig-eval-v1")
-    assert again.returncode == 0 and "nothing changed" in again.stdout
+    assert again.returncode == 0 and "nothing changed: these problems are already the suite" in again.stdout
     assert (home / "orig-eval-v1.json").stat().st_mtime_ns == stamp
     changed = tmp_path / "changed.csv"
     lines = (folder / "orig-eval.csv").read_text().splitlines(keepends=True)
@@ -256,3 +256,23 @@ def test_a_run_names_an_imported_suite_and_records_its_checksum(orig, isolated):
     assert mixed["sha256"] == suites.SUITES["mixed-v1"].sha256
     config = json.loads(sqlite3.connect(isolated / "grpo_lab.db").execute("SELECT config FROM run").fetchone()[0])
     assert config["suites"] == ["orig-eval-v1", "mixed-v1"]  # its command names it by its name
+
+
+def test_the_suites_folder_misplaced_or_damaged_is_said_in_one_line(orig, tmp_path, monkeypatch):
+    folder, _ = orig
+    (tmp_path / "a-file").write_text("mine\n")
+    monkeypatch.setenv("GRPO_LAB_SUITES", str(tmp_path / "a-file"))
+    result = call("suites", "import", str(folder / "orig-eval.csv"), "--name", "x-v1")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "the suites folder" in result.stderr and "is not a folder" in result.stderr
+    assert (tmp_path / "a-file").read_text() == "mine\n"
+    home = tmp_path / "home"
+    monkeypatch.setenv("GRPO_LAB_SUITES", str(home))
+    assert call("suites", "import", str(folder / "orig-eval.csv"), "--name", "good-v1").returncode == 0
+    (home / "broken-v1.json").write_text("{not json")
+    listed = call("suites")
+    assert listed.returncode == 0 and "good-v1" in listed.stdout
+    assert "cannot be used" in " ".join(listed.stdout.split())  # listed with why, not hidden
+    refused = call("eval", "--model_name", "tiny-arith", "--suite", "broken-v1")
+    assert refused.returncode == 2 and "the imported suite broken-v1 " in refused.stderr
+    assert "is damaged: its manifest is not JSON" in refused.stderr
