@@ -111,9 +111,13 @@ def check_suites(specs: list[str], fields: str | None) -> list[LoadedSuite]:
     with distinct names; --suite_fields only where a set is read from a file, a folder or the hub."""
     if fields is not None:
         check_text("--suite_fields", fields, one_line=True)
+        if not specs:
+            raise ConfigError("--suite_fields maps the columns of an evaluation set, and this run evaluates on none; "
+                              "leave it out")  # fmt: skip
         if not any(s not in SUITES and not imported_name(s) for s in specs):
             raise ConfigError(f"--suite_fields maps the columns of a set read from a file, a folder or the hub; "
-                              f"{', '.join(specs) or 'no suite'} is none: leave it out")  # fmt: skip
+                              f"{', '.join(specs)} {'is' if len(specs) == 1 else 'are'} built in or imported: leave "
+                              "it out")  # fmt: skip
     loaded = [open_suite(spec, fields) for spec in specs]
     names = [s.name for s in loaded]
     twice = next((n for n in names if names.count(n) > 1), None)

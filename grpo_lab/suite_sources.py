@@ -402,9 +402,14 @@ def problems_of(label: str, rows: list[dict[str, Any]], given: dict[str, str] | 
     for n, row in enumerate(flat, 1):
         values = {}
         for field, column in fields.items():
-            value = _text(row.get(column), f"{label} row {n}: {field}")
-            values[field] = value if field == "prompt" else value.strip()
-            check_text(f"{label} row {n}: {field}", values[field], one_line=field != "prompt")
+            value = row.get(column)
+            if type(value) is not str:
+                value = _text(value, f"{label} row {n}: {field}")
+            if field != "prompt":
+                value = value.strip()
+            if not value.isprintable():  # (the messages are built only for a value that needs a look)
+                check_text(f"{label} row {n}: {field}", value, one_line=field != "prompt")
+            values[field] = value
         for field in ("prompt", "answer"):
             if not values[field].strip():
                 raise GrpoLabError(f"{label} row {n} has an empty {field} ({fields[field]})")
