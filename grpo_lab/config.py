@@ -262,9 +262,7 @@ class RunConfig:
         "Default: arith-v1, or a --task's own suite (held out of its training problems by construction).",
         group="Evaluation",
     )
-    suite_fields: str | None = _field(
-        None, SUITE_FIELDS_HELP, group="Evaluation",
-    )  # fmt: skip
+    suite_fields: str | None = _field(None, SUITE_FIELDS_HELP, group="Evaluation")
     reserve: list[str] = _field(
         lambda: list(V1),
         "Built-in suites no training set or held-out split may contain (held out by construction; tiny-arith's "
