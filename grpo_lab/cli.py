@@ -190,6 +190,11 @@ def _notices(notices: list[str]) -> None:
         typer.echo(f"grpo-lab: note: {notice}", err=True)
 
 
+def _suite_notices(config) -> None:
+    """One line for each suite whose prompts repeat: how many, and that each row counts."""
+    _notices([notice for suite in config.loaded_suites() if (notice := suite.notice())])
+
+
 def _say_if_empty(rows, shown: int, **filters: object) -> None:
     """Nothing shown: say whether the store is empty or the filters (option -> value) matched no run."""
     if shown:
@@ -251,6 +256,8 @@ def run(
     if not dry_run and hypothesis and (config.num_processes or 1) > 1 and launch.world_size() == 1:
         launch.hand_over(config.num_processes, sys.argv[1:])  # accelerate's launcher starts N of this command
     console.quiet = not launch.is_main()  # under a launcher the main process speaks for all
+    if launch.is_main():
+        _suite_notices(config)
     console.print(config_table(config, title=f"Configuration{f' (preset {preset})' if preset else ''}"))
     console.print(plan_table(config))
     print_warnings(config, offline_warning(config.model_name) if dry_run else None)
@@ -571,6 +578,7 @@ def eval_command(
     config = EvalConfig(**{k: v for k, v in options.items() if v is not None})
     if hypothesis is not None:
         check_text("--hypothesis", hypothesis)
+    _suite_notices(config)
     _refuse_early(db, config.model_name)
     store = _open(db, write=True, create=True)
     quiet_libraries()
@@ -588,20 +596,82 @@ def eval_command(
     console.print(f"evaluation {recorded.run_id} recorded", soft_wrap=True)
 
 
-@app.command()
-def suites():
-    """List the built-in evaluation suites."""
+suites_app = typer.Typer(
+    help="List the evaluation suites (built in, and those `grpo-lab suites import` froze), or import one.",
+    invoke_without_command=True,
+)
+app.add_typer(suites_app, name="suites")
+
+
+@suites_app.callback()
+def suites(ctx: typer.Context):
+    """List the evaluation suites: the built-in ones, and those `grpo-lab suites import` froze into the suites
+    folder ($GRPO_LAB_SUITES, else ~/.local/share/grpo-lab/suites)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
-    from .display import console
-    from .suites import describe, suite_names
+    from .display import console, esc
+    from .suites import describe, imported_suites, suite_names, suites_home
 
     table = Table("name", "problems", "groups", "description", "sha256")
     for name in suite_names():
         d = describe(name)
         groups = ", ".join(f"{g} {n}" for g, n in d["groups"].items())
         table.add_row(name, str(d["problems"]), groups, d["description"], d["sha256"][:12])
+    found = imported_suites()
+    for name, _, why in found:
+        try:
+            if why:
+                raise GrpoLabError(why)
+            d = describe(name)
+        except GrpoLabError as exc:  # a damaged suite is listed with why, not hidden
+            table.add_row(esc(name), "-", "", esc(f"cannot be used: {exc}"), "")
+            continue
+        problems = str(d["problems"]) + (f" ({d['distinct']} distinct)" if d["distinct"] != d["problems"] else "")
+        groups = ", ".join(f"{g} {n}" for g, n in d["groups"].items())
+        table.add_row(esc(name), problems, esc(groups), esc(d["description"]), d["sha256"][:12])
     console.print(table)
+    console.print(f"Imported suites live in {esc(str(suites_home()))} ($GRPO_LAB_SUITES); `grpo-lab suites import "
+                  "SOURCE --name NAME` adds one.", soft_wrap=True)  # fmt: skip
+
+
+@suites_app.command("import")
+def suites_import(
+    source: str = typer.Argument(
+        ...,
+        help="A datasets save_to_disk folder (PATH[:SPLIT]), a .jsonl, .json, .csv or "
+        ".parquet file, or a hub id user/name[:split].",
+    ),
+    name: str = typer.Option(..., "--name", help="The suite's name from now on, e.g. orig-eval-v1."),
+    suite_fields: str = typer.Option(
+        None,
+        "--suite_fields",
+        "--suite-fields",
+        help="FIELD=COLUMN,... for the fields not found by name, e.g. prompt=question,answer=target.",
+    ),
+):
+    """Freeze an evaluation set as a versioned suite: its problems in the built-in format with their SHA-256 and
+    where they came from, named by NAME in later runs (--eval_suite NAME, eval --suite NAME). The same problems
+    again change nothing; other problems under a name already taken are refused."""
+    from .display import console, esc
+    from .suites import import_suite
+
+    check_text("the source", source, one_line=True)
+    if suite_fields is not None:
+        check_text("--suite_fields", suite_fields, one_line=True)
+    done = import_suite(source, name, suite_fields)
+    suite = done.suite
+    if suite.notice():
+        _notices([suite.notice()])
+    origin = suite.imported_from
+    what = "imported suite" if done.written else "nothing changed: these problems are already the suite"
+    console.print(
+        f"{what} {esc(suite.name)}: {suite.rows} rows, {suite.distinct} distinct problems, sha256 "
+        f"{suite.sha256[:12]}, from {esc(origin['source'])} ({esc(origin['kind'])}), in {esc(str(done.folder))}; "
+        f"runs name it --eval_suite {esc(suite.name)}",
+        soft_wrap=True,
+    )
 
 
 @app.command(name="tasks")

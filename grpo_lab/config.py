@@ -17,7 +17,7 @@ from typing import Any
 
 from . import paths, tasks
 from .errors import ConfigError
-from .suites import NONE, SUITES, V1, is_user_suite, load_suite, suite_name
+from .suites import NONE, SUITES, V1, LoadedSuite, imported_name, open_suite, resolve_spec, suite_name
 from .text import check_text
 
 # The most a count may be: what torch, TRL and SQLite take as a 32-bit integer.
@@ -97,6 +97,33 @@ def _command_args(config) -> list[str]:
         else:
             args += [flag(f), ",".join(value) if isinstance(value, list) else str(value)]
     return args
+
+
+SUITE_FIELDS_HELP = (
+    "The columns of your evaluation set that hold what grpo-lab did not find by name, FIELD=COLUMN separated by "
+    "commas: fields prompt (found as prompt, question, input), answer (answer, target, output), task_type, "
+    "operation, difficulty (found anywhere, also nested: metadata.operation); e.g. prompt=question,answer=target."
+)
+
+
+def check_suites(specs: list[str], fields: str | None) -> list[LoadedSuite]:
+    """The suites a run or an evaluation names, each read and checked before anything loads (a bad set fails here),
+    with distinct names; --suite_fields only where a set is read from a file, a folder or the hub."""
+    if fields is not None:
+        check_text("--suite_fields", fields, one_line=True)
+        if not specs:
+            raise ConfigError("--suite_fields maps the columns of an evaluation set, and this run evaluates on none; "
+                              "leave it out")  # fmt: skip
+        if not any(s not in SUITES and not imported_name(s) for s in specs):
+            raise ConfigError(f"--suite_fields maps the columns of a set read from a file, a folder or the hub; "
+                              f"{', '.join(specs)} {'is' if len(specs) == 1 else 'are'} built in or imported: leave "
+                              "it out")  # fmt: skip
+    loaded = [open_suite(spec, fields) for spec in specs]
+    names = [s.name for s in loaded]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise ConfigError(f"two suites would be recorded as {twice}; rename one, or import it under another name")
+    return loaded
 
 
 @dataclass
@@ -229,10 +256,13 @@ class RunConfig:
     eval_suite: str | None = _field(
         None,
         "Suite evaluated before and after (mixed runs add mixed-v1, or mixed-v2 where --reserve holds it out): "
-        f"{', '.join(SUITES)}, a .jsonl file of your own (its overlap with training is counted), or none. "
+        f"{', '.join(SUITES)}, one `grpo-lab suites import` froze (by its name), an evaluation set of your own (a "
+        "datasets save_to_disk folder, a .jsonl, .json, .csv or .parquet file, a hub id user/name[:split]; its "
+        "repeated prompts count as rows, its overlap with training is counted), or none. "
         "Default: arith-v1, or a --task's own suite (held out of its training problems by construction).",
         group="Evaluation",
     )
+    suite_fields: str | None = _field(None, SUITE_FIELDS_HELP, group="Evaluation")
     reserve: list[str] = _field(
         lambda: list(V1),
         "Built-in suites no training set or held-out split may contain (held out by construction; tiny-arith's "
@@ -295,14 +325,9 @@ class RunConfig:
         self._check_grpo()
         if self.eval_suite is None:
             self.eval_suite = "arith-v1" if self.task is None else (_task_suite(self._task, self.task) or NONE)
-        if is_user_suite(self.eval_suite):
-            self.eval_suite = os.path.abspath(self.eval_suite)  # the recorded command reruns from anywhere
-            suite_name(self.eval_suite)
-            load_suite(self.eval_suite)  # a bad file fails here, before anything loads
-        need(
-            self.eval_suite in (*SUITES, NONE) or is_user_suite(self.eval_suite),
-            f"--eval_suite {self.eval_suite!r} is not one of: {', '.join((*SUITES, NONE))}, nor a .jsonl file",
-        )
+        need(bool(self.eval_suite.strip()), "--eval_suite is empty; give a suite, or none")
+        self.eval_suite = resolve_spec(self.eval_suite)  # a path made absolute: the recorded command reruns anywhere
+        check_suites(self.eval_suites, self.suite_fields)
         need(
             self.batch_size % self.num_generations == 0,
             f"--batch_size {self.batch_size} is not divisible by --num_generations {self.num_generations}; "
@@ -412,7 +437,7 @@ class RunConfig:
         construction). The built-in tasks hold out the suites --reserve names."""
         if self.task is None:
             return frozenset()
-        return frozenset(p.prompt for suite in self.eval_suites for p in load_suite(suite))
+        return frozenset(p.prompt for suite in self.loaded_suites() for p in suite.problems)
 
     def problem_sets(self) -> tuple[list, list]:
         """The run's training problems and its held-out problems of the same kind (none in training, none in a
@@ -449,9 +474,13 @@ class RunConfig:
         else:
             ops = sorted({p.operation for problems in self.problem_sets() for p in problems if p.operation})
         sets = {"train": ops, "held_out": ops} if self.eval_samples else {"train": ops}
-        for suite in self.eval_suites:
-            sets[suite_name(suite)] = sorted({p.operation for p in load_suite(suite)})
+        for suite in self.loaded_suites():
+            sets[suite.name] = sorted({p.operation for p in suite.problems if p.operation})
         return sets
+
+    def loaded_suites(self) -> list[LoadedSuite]:
+        """The suites this run is evaluated on, read (once per process while their files stay as they were)."""
+        return [open_suite(spec, self.suite_fields) for spec in self.eval_suites]
 
     @property
     def prompts_per_step(self) -> int:
@@ -599,10 +628,13 @@ class EvalConfig:
     )  # fmt: skip
     suites: list[str] = _field(
         lambda: ["arith-v1"],
-        f"Suite to evaluate on, repeatable: {', '.join(SUITES)}, or a .jsonl file of your own.",
+        f"Suite to evaluate on, repeatable: {', '.join(SUITES)}, one `grpo-lab suites import` froze (by its name), "
+        "or an evaluation set of your own: a datasets save_to_disk folder, a .jsonl, .json, .csv or .parquet file, "
+        "a hub id user/name[:split] (repeated prompts count as rows, as the set has them).",
         group="Evaluation",
         flags=("--suite",),
     )
+    suite_fields: str | None = _field(None, SUITE_FIELDS_HELP, group="Evaluation")
     eval_batch_size: int = _field(
         256, "Prompts per batched greedy generate call.", group="Evaluation", bounds=(1, INT32_MAX),
         flags=("--batch_size", "--batch-size"),
@@ -619,17 +651,17 @@ class EvalConfig:
                               "folder, a hub id or run:RUN_ID")  # fmt: skip
         if not self.suites:
             raise ConfigError("--suite: give at least one suite, e.g. --suite arith-v1")
-        resolved = []
         for name in self.suites:
             check_text("--suite", name, one_line=True)
-            if is_user_suite(name):
-                name = os.path.abspath(name)  # the recorded command reruns from anywhere
-                suite_name(name)
-            load_suite(name)  # an unknown name or a bad file fails here, before anything loads
-            resolved.append(name)
-        self.suites = resolved
+            if not name.strip():
+                raise ConfigError("--suite is empty; give a suite, e.g. --suite arith-v1")
+        self.suites = [resolve_spec(name) for name in self.suites]  # paths absolute: the command reruns anywhere
+        check_suites(self.suites, self.suite_fields)  # an unknown name or a bad set fails here, before anything loads
         if self.threads is None:
             self.threads = default_threads()
+
+    def loaded_suites(self) -> list[LoadedSuite]:
+        return [open_suite(spec, self.suite_fields) for spec in self.suites]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -303,6 +303,7 @@ def show_run(store, view, out: Console = console) -> None:
         ("code", None if r.git_commit is None else code_text(r)),
         ("versions", ", ".join(f"{k} {v}" for k, v in view.versions.items())),
         ("wandb", f"{r.wandb_mode} {r.wandb_project or ''} {r.wandb_url or ''}".strip()),
+        ("suites", suites_line(getattr(r, "suites", None))),
     ]  # fmt: skip
     for key, value in rows:
         if value:
@@ -358,6 +359,26 @@ def code_text(run) -> str:
 
     text = describe(code_of(run))
     return text + (f": grpo-lab show {run.id} --diff" if run.git_dirty and run.code_diff is not None else "")
+
+
+def suites_line(recorded: str | None) -> str | None:
+    """The suites a run recorded, in words: ``orig-eval (datasets folder /data/orig-eval): 200 rows, 185
+    distinct, sha256 0589e37a1173``; None when it recorded none (runs before m009)."""
+    import json
+
+    try:
+        suites = json.loads(recorded) if recorded else []
+        parts = []
+        for s in suites:
+            rows, distinct = s.get("rows"), s.get("distinct")
+            counts = f"{rows} rows" + (f", {distinct} distinct" if distinct != rows else "")
+            where = "built in" if s.get("kind") == "built-in" else f"{s.get('kind')} {s.get('source')}"
+            if s.get("imported_from"):
+                where = f"imported from {s['imported_from'].get('source')}"
+            parts.append(f"{s.get('name')} ({where}): {counts}, sha256 {str(s.get('sha256'))[:12]}")
+    except (ValueError, TypeError, AttributeError):
+        return "(not readable)"
+    return "; ".join(parts) or None
 
 
 def config_table_from_dict(config: dict, title: str = "Configuration") -> Table:

@@ -26,7 +26,7 @@ from .models import ResolvedModel, load_model, load_tokenizer, resolve, weights_
 from .store import spool
 from .store.db import Run, iso, now
 from .store.location import StoreError
-from .suites import load_suite, suite_name
+from .suites import check_unchanged, suite_records
 from .tracking import WandbRun
 from .training import check_device, checkpoints, device, model_incomplete, train
 
@@ -87,7 +87,7 @@ def execute(
     tokenizer = load_tokenizer(resolved.path)
     model = load_model(resolved.path).to(device())  # evaluated before training where it trains
     outcome = RunOutcome(str(output_dir))
-    suites = {suite_name(name): load_suite(name) for name in config.eval_suites}
+    suites = {suite.name: list(suite.problems) for suite in config.loaded_suites()}
     splits = {"train": train_problems, "held_out": held_out, **suites}
     events.on_splits(splits)
     task = config.task_object() if config.task is not None else None  # None: the built-in rules, as always
@@ -301,7 +301,7 @@ def record_run(
             args = ["run", *config.command_args(), *intent_args(intent.hypothesis, intent.expected, intent.criteria)]
             row = _run_row(
                 wb.id, "train", intent.argv, args, config.to_dict(), resolved, started_at,
-                task=json.dumps(task_record(config)),
+                task=json.dumps(task_record(config)), suites=suite_records(config.loaded_suites()),
                 exp_name=config.exp_name, hypothesis=intent.hypothesis, expected=intent.expected,
                 criteria=intent.criteria, preset=intent.preset, tags=json.dumps(config.tags), output_dir=output_dir,
                 wandb_mode=wb.mode, wandb_project=wb.project, wandb_entity=wb.entity, wandb_url=wb.url,
@@ -443,7 +443,9 @@ def resumable(store, run_ref: str) -> tuple[Run, RunConfig, str, int]:
             "first one); start it again with grpo-lab run"
         )
     step, checkpoint = choose_checkpoint(found, [s for s, _ in store.steps(run.id)])
-    return run, RunConfig.from_dict(view.config), checkpoint, step
+    config = RunConfig.from_dict(view.config)
+    check_unchanged(run.suites, config.loaded_suites())  # it evaluates after training on what it started with
+    return run, config, checkpoint, step
 
 
 def recorded_through(steps: list[int]) -> int:
@@ -523,7 +525,8 @@ def record_eval(
 ) -> RecordedEval:
     """Evaluate a model on standard suites and record it as an evaluation-only entry, with the same lifecycle
     as a training run: heartbeat while it works, and finished, failed or interrupted at the end."""
-    problems = {suite_name(name): load_suite(name) for name in config.suites}
+    loaded = config.loaded_suites()
+    problems = {suite.name: list(suite.problems) for suite in loaded}
     resolved = resolve_model(config.model_name, store)
     events = Fanout(listeners)
     set_threads(config.threads)
@@ -531,7 +534,7 @@ def record_eval(
     name = Path(config.model_name).name or config.model_name
     row = _run_row(run_id, "eval", argv, [*config.command_args(), *intent_args(hypothesis)], config.to_dict(),
                    resolved, started_at, hypothesis=hypothesis, exp_name=f"eval_{name}", tags=json.dumps(["eval"]),
-                   rerun_of=rerun_of)  # fmt: skip
+                   rerun_of=rerun_of, suites=suite_records(loaded))  # fmt: skip
     recorder = StoreRecorder(store, run_id)
     life = Lifecycle(store, row)
     with life:

@@ -24,6 +24,7 @@ def isolated(tmp_path, monkeypatch):
     """Each test runs in its own working directory with its own store."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GRPO_LAB_DB", str(tmp_path / "grpo_lab.db"))
+    monkeypatch.setenv("GRPO_LAB_SUITES", str(tmp_path / "suites"))  # never the user's own imported suites
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     return tmp_path
 

@@ -37,7 +37,8 @@ def test_the_recorded_command_reproduces_the_evaluation(cli, isolated, tmp_path)
     conn = sqlite3.connect(isolated / "grpo_lab.db")
     command, config = conn.execute("SELECT resolved_command, config FROM run").fetchone()
     assert json.loads(config) == {"model_name": "tiny-arith", "suites": ["mixed-v1", str(suite)],
-                                  "eval_batch_size": 32, "max_new_tokens": 16, "threads": 1}  # fmt: skip
+                                  "suite_fields": None, "eval_batch_size": 32, "max_new_tokens": 16,
+                                  "threads": 1}  # fmt: skip
     args = shlex.split(command)
     assert args[:2] == ["grpo-lab", "eval"] and args.count("--suite") == 2 and "--threads" in args
     assert cli(*args[1:]).returncode == 0

@@ -35,6 +35,7 @@ QUICK = [
         ["eval"],
         ["resume"],
         ["suites"],
+        ["suites", "import"],
         ["compare"],
         ["diff"],
         ["journal"],

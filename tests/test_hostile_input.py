@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def cases():
     add(*DRY, "--tags", "a\x1bb", id="run --tags escape")
     for suite in ("", "arith-v9", "none ", "missing.jsonl", "files/d.jsonl", "files/bin.jsonl", "files/empty.jsonl",
                   "files/zero.jsonl", "files/fifo.jsonl", "files/badjson.jsonl", "files/fields.jsonl",
-                  "files/dupes.jsonl", "files/train.jsonl", "files/we ird.jsonl", "/proc/self/nope.jsonl"):  # fmt: skip
+                  "files/conflict.jsonl", "files/train.jsonl", "files/we ird.jsonl",
+                  "/proc/self/nope.jsonl"):  # fmt: skip
         add(*DRY, "--eval_suite", suite)
     for out in ("", "files/afile", "files/afile/x", "/proc/self/x", "files/full", "/proc/version"):
         add(*DRY, "--output_dir", out)
@@ -302,6 +304,53 @@ def cases():
     add("compare", "--where", "held_out>=abc")
     add("compare", "--where", "use_vllm=maybe")
     add("compare", "--where", "duration<soon")
+    # --- round four (issue 24): evaluation sets as researchers keep them, through run, eval and suites import ---
+    doors = {"run": (*DRY, "--eval_suite"), "eval": ("eval", "--model_name", "tiny-arith", "--suite"),
+             "import": ("suites", "import")}  # fmt: skip
+    sets = {
+        "a folder that is not a dataset": "files/adir",
+        "a folder with a pipe for its data": "files/ds-fifo",
+        "a folder split it lacks": "files/ds:test",
+        "a file with no answer column": "files/noanswer.csv",
+        "a Parquet file with no answer column": "files/noanswer.parquet",
+        "conflicting answers": "files/conflict.csv",
+        "an empty CSV": "files/empty.csv",
+        "an empty Parquet file": "files/empty.parquet",
+        "an empty datasets folder": "files/ds-empty",
+        "a huge sparse Parquet file": str(SPARSE_DIR / "huge.parquet"),
+        "a huge sparse CSV": str(SPARSE_DIR / "huge.csv"),
+        "a folder holding a huge sparse file": str(SPARSE_DIR / "ds"),
+        "a FIFO": "files/fifo.csv",
+        "a FIFO named .parquet": "files/fifo.parquet",
+        "a hub id offline": "someone/eval-set",
+        "a hub id and split offline": "someone/eval-set:test",
+        "a folder missing here": "files/no-such-folder",
+        "not Parquet": "files/bin.parquet",
+        "CSV rows longer than the header": "files/ragged.csv",
+        "a JSON number": "files/number.json",
+        "an answer of 5000 digits": "files/bigint.jsonl",
+        "an escape in a column name": "files/escape-column.csv",
+        "a damaged imported suite": "damaged-v1",
+    }
+    for door, args in doors.items():
+        for what, value in sets.items():
+            if door == "import" and value == "damaged-v1":
+                continue
+            extra = ("--name", "fresh-v1") if door == "import" else ()
+            add(*args, value, *extra, id=f"{door}: {what}")
+    for value, what in (("answer", "no column"), ("colour=red", "no field"), ("answer=nope", "a column it lacks"),
+                        ("", "empty"), ("answer=target,answer=output", "a field twice"),
+                        ("prompt=answer", "one column for two fields")):  # fmt: skip
+        add(*DRY, "--eval_suite", "files/set.csv", "--suite_fields", value, id=f"run --suite_fields {what}")
+    add(*DRY, "--suite_fields", "answer=target", id="run --suite_fields for a built-in suite")
+    add("eval", "--model_name", "tiny-arith", "--suite", "files/set.csv", "--suite", "files/set.jsonl",
+        id="eval: two suites of one name")  # fmt: skip
+    for name in ("", "a b", "arith-v1", "train", "none", "x.csv", "x_gain", "a\x1bb", "-x"):
+        add("suites", "import", "files/set.csv", "--name", name, id=f"suites import --name {name!r}")
+    add("suites", "import", "arith-v1", "--name", "mine-v1", id="suites import a built-in suite")
+    add("suites", "import", "files/changed.csv", "--name", "orig-v1", id="suites import a changed source")
+    add("suites", "import", "files/set.csv", "--name", "damaged-v1", id="suites import over a damaged suite")
+    add("suites", "import", "files/set.csv", id="suites import without --name")
     return c
 
 
@@ -329,6 +378,7 @@ SPOOLS = {  # spools a damaged file, a hostile tester or another store's run wou
 
 
 SPARSE = Path(os.environ.get("TMPDIR", "/tmp")) / f"grpo-lab-sparse-{os.getpid()}.jsonl"  # 100 GB of nothing
+SPARSE_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / f"grpo-lab-sparse-{os.getpid()}"  # more of it, as sets
 TOML_TYPES = {
     "tags": "tags = 1",
     "base": "base = 1",
@@ -425,9 +475,9 @@ def arena(tmp_path_factory):
     (files / "bin.jsonl").write_bytes(b"\xff\xfe\x00\x01")
     (files / "empty.jsonl").write_text("")
     (files / "badjson.jsonl").write_text("{not json\n")
-    (files / "fields.jsonl").write_text('{"prompt": "p", "answer": "1"}\n')
+    (files / "fields.jsonl").write_text('{"prompt": "p", "solution": "1"}\n')
     row = '{"prompt": "Calculate: 1 + 1 = ", "answer": "2", "task_type": "arithmetic", "operation": "+"}\n'
-    (files / "dupes.jsonl").write_text(row * 2)
+    (files / "conflict.jsonl").write_text(row + row.replace('"2"', '"3"'))
     (files / "train.jsonl").write_text(row)
     (files / "we ird.jsonl").write_text(row)
     (files / "zero.jsonl").symlink_to("/dev/zero")
@@ -457,6 +507,7 @@ def arena(tmp_path_factory):
         head = ("" if key.startswith("name") else 'name = "t"\n') + 'hypothesis = "h"\n'
         tail = "" if key.startswith(("grid", "arm")) else "\n[grid]\nbeta = [0]\n"
         (files / f"value-{key}.toml").write_text(head + text + "\n" + tail)
+    make_sets(root, files)
     for key, text in TOML_TYPES.items():
         head = "" if key.startswith("hypothesis") else 'name = "t"\nhypothesis = "h"\n'
         tail = "" if key in ("grid", "grid-value", "arms", "flags", "arm-hypothesis") else "\n[grid]\nbeta = [0]\n"
@@ -481,6 +532,60 @@ def arena(tmp_path_factory):
     gc.collect()
     yield root
     SPARSE.unlink(missing_ok=True)
+    shutil.rmtree(SPARSE_DIR, ignore_errors=True)
+
+
+def make_sets(root: Path, files: Path) -> None:
+    """Evaluation sets a hostile tester points --eval_suite, eval --suite and suites import at (round four), and
+    an imported suite (orig-v1) and a damaged one (damaged-v1) in the arena's suites folder."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = [{"prompt": "Calculate: 1 + 1 = ", "answer": "2"}, {"prompt": "Calculate: 2 + 2 = ", "answer": "4"}]
+    (files / "set.csv").write_text("prompt,answer\nCalculate: 1 + 1 = ,2\nCalculate: 2 + 2 = ,4\n")
+    (files / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good))
+    (files / "changed.csv").write_text("prompt,answer\nCalculate: 1 + 1 = ,2\nCalculate: 2 + 2 = ,5\n")
+    (files / "noanswer.csv").write_text("prompt,solution,metadata.operation\nCalculate: 1 + 1 = ,2,+\n")
+    pq.write_table(pa.table({"question": ["Calculate: 1 + 1 = "], "solution": ["2"]}), files / "noanswer.parquet")
+    (files / "conflict.csv").write_text("prompt,answer\nCalculate: 1 + 1 = ,2\nCalculate: 3 + 3 = ,6\n"
+                                        "Calculate: 1 + 1 = ,3\n")  # fmt: skip
+    (files / "empty.csv").write_text("")
+    pq.write_table(pa.table({"prompt": pa.array([], pa.string()), "answer": pa.array([], pa.string())}),
+                   files / "empty.parquet")  # fmt: skip
+    (files / "bin.parquet").write_bytes(b"PAR1" + b"\xff" * 64)
+    (files / "ragged.csv").write_text("prompt,answer\nCalculate: 1 + 1 = ,2,extra\n")
+    (files / "number.json").write_text("42\n")
+    (files / "bigint.jsonl").write_text('{"prompt": "p", "answer": ' + "9" * 5000 + "}\n")
+    (files / "escape-column.csv").write_text("prompt,\x1b[2Janswer\nCalculate: 1 + 1 = ,2\n")
+    os.mkfifo(files / "fifo.csv")
+    os.mkfifo(files / "fifo.parquet")
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_list(good).save_to_disk(str(files / "ds"))
+    datasets.Dataset.from_dict({"prompt": [], "answer": []}).save_to_disk(str(files / "ds-empty"))
+    shutil.copytree(files / "ds", files / "ds-fifo")
+    for arrow in (files / "ds-fifo").glob("*.arrow"):
+        arrow.unlink()
+        os.mkfifo(arrow)
+    SPARSE_DIR.mkdir(exist_ok=True)
+    for name in ("huge.parquet", "huge.csv"):
+        with open(SPARSE_DIR / name, "wb") as f:
+            f.truncate(100 * 2**30)
+    shutil.copytree(files / "ds", SPARSE_DIR / "ds")
+    for arrow in (SPARSE_DIR / "ds").glob("*.arrow"):
+        with open(arrow, "r+b") as f:
+            f.truncate(100 * 2**30)
+    suites = root / "suites"
+    suites.mkdir()
+    for name, text in (("orig-v1", (files / "set.jsonl").read_text()), ("damaged-v1", "")):
+        rows = [json.loads(line) for line in text.splitlines()]
+        data = "".join(json.dumps({**r, "difficulty": "", "operation": "+", "task_type": "arithmetic"},
+                                  sort_keys=True) + "\n" for r in rows)  # fmt: skip
+        (suites / f"{name}.jsonl").write_text(data + ("tampered\n" if name == "damaged-v1" else ""))
+        manifest = {"name": name, "sha256": hashlib.sha256(data.encode()).hexdigest(), "rows": len(rows),
+                    "distinct": len(rows), "source": "files/set.jsonl", "kind": "jsonl",
+                    "imported_at": "2026-01-05T10:00:00+00:00"}  # fmt: skip
+        (suites / f"{name}.json").write_text(json.dumps(manifest))
 
 
 def test_enough_cases():
@@ -491,6 +596,7 @@ def test_enough_cases():
 def test_hostile_input_is_one_line_exit_2_and_changes_nothing(arena, monkeypatch, args):
     monkeypatch.chdir(arena)
     monkeypatch.setenv("GRPO_LAB_DB", str(arena / "grpo_lab.db"))
+    monkeypatch.setenv("GRPO_LAB_SUITES", str(arena / "suites"))
     before = snapshot(arena)
     result = call(*args)
     lines = result.stderr.splitlines()

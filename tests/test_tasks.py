@@ -162,8 +162,9 @@ def test_overlap_counts_a_user_suite_that_shares_problems_on_purpose(tmp_path):
     ("content", "message"),
     [
         ("not json\n", "line 1 is not JSON"),
-        ('{"prompt": "a", "answer": "1"}\n', "needs the text fields"),
-        ('{"prompt": "a", "answer": "1", "task_type": "t", "operation": "o", "colour": "red"}\n', "unknown fields"),
+        ('{"prompt": "a", "solution": "1"}\n', r"has no answer field \(its columns: prompt, solution\)"),
+        ('{"prompt": "a", "answer": "1"}\n{"prompt": "a", "answer": "2"}\n', "has two answers"),
+        ('{"prompt": "a", "answer": [1]}\n', "row 1: answer is a list, not text"),
         ("", "holds no problems"),
     ],
 )

@@ -100,6 +100,7 @@ class Run(SQLModel, table=True):
     rerun_of: str | None = None  # the run this one ran again from its record (grpo-lab rerun; m007)
     code_diff: str | None = None  # a dirty tree's uncommitted changes (git diff HEAD), when small enough to keep
     code_diff_bytes: int | None = None  # that diff's size, kept or not (None: clean, or recorded before m007)
+    suites: str | None = None  # JSON: each suite evaluated: name, source, kind, sha256, rows, distinct problems (m009)
 
 
 class Sweep(SQLModel, table=True):
@@ -413,6 +414,14 @@ def m008_tasks_and_knobs(conn: Connection) -> None:
         updates.append({"c": json.dumps(config), "i": run_id})
     if updates:
         conn.execute(text("UPDATE run SET config = :c WHERE id = :i"), updates)
+
+
+@migration
+def m009_suite_records(conn: Connection) -> None:
+    """Each run keeps the suites it was evaluated on: name, where it came from, the SHA-256 of its problems, its
+    rows and its distinct problems (a set as researchers keep it may repeat prompts). Runs recorded before keep
+    none: what they read from a user's file then is not known now."""
+    conn.execute(text("ALTER TABLE run ADD COLUMN suites VARCHAR"))
 
 
 if tuple(name for name, _ in MIGRATIONS) != KNOWN_MIGRATIONS:  # the light reader must know every step

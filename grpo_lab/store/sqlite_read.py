@@ -25,7 +25,7 @@ from .location import DEFAULT_DB, Location, StoreError, locate, sqlite_uri  # no
 
 # The schema steps this grpo-lab knows, in order; db.py registers a migration for each and checks the list.
 KNOWN_MIGRATIONS = ("m001_initial", "m002_predictions", "m003_held_out_ops", "m004_metrics", "m005_sweeps",
-                    "m007_rerun", "m008_tasks_and_knobs")  # fmt: skip
+                    "m007_rerun", "m008_tasks_and_knobs", "m009_suite_records")  # fmt: skip
 STALE_AFTER = timedelta(minutes=5)  # a running run whose heartbeat is older than this is presumed dead
 TIMEOUT_S = 30
 
