@@ -50,7 +50,7 @@ def _option_type(type_text: str, choices: tuple[str, ...] | None):
     return Optional[str]  # noqa: UP045
 
 
-CHOICES_SHOWN = 16  # choices longer than this as <a|b|c> would be cut mid-word in an 80-column help
+CHOICES_SHOWN = 8  # choices longer than this as <a|b|c> leave long flag names no room in an 80-column help
 
 
 def config_parameters(cls: type = RunConfig) -> list[inspect.Parameter]:
@@ -112,10 +112,10 @@ def db_option():
 
 def store_grace_option():
     return typer.Option(
-        None, "--store_grace", "--store-grace", min=0, max=10**7,
+        None, "--store_grace", "--store-grace", min=0, max=10**7, metavar="<float>",
         help="Seconds a run waits at its end for a store that became unreachable while it worked (its records wait "
         "in OUTPUT_DIR.spool.jsonl meanwhile); then it ends with them there, for grpo-lab sync "
-        "\\[default: 300, or $GRPO_LAB_STORE_GRACE_SECONDS]",
+        "\\[default: 300, or $GRPO_LAB_STORE_GRACE]",
     )  # fmt: skip
 
 

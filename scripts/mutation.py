@@ -31,6 +31,8 @@ PURE = {
               "_value_texts", "_text", "_table", "_check_flags", "build", "check", "parse_compare", "load",
               "arm_verdict", "ǁSweepSpecǁ*", "ǁArmǁ*"),
 }  # fmt: skip
+# A module that is a file inside a package: its path under grpo_lab/ (without .py).
+FILES = {"tasks": "tasks/arithmetic"}
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
 
 # Survivors read and judged equivalent: the mutant computes the same thing as the original for every input
@@ -39,6 +41,7 @@ _ANY_TASK_TYPE = "only 'comparison' is told apart: any other default task type r
 _EQUAL_LENGTHS = "zip over sequences of equal length: strict or not, it pairs the same items"
 _CONVERGED = "the continued fraction has converged (to 1e-15) long before: more iterations change nothing"
 _NEVER_TINY = "c and d stay far from 1e-300 for the t distribution's a, b > 0: the guard against zero never acts"
+_TASKS = "grpo_lab.tasks.arithmetic.x_max_samples__mutmut_"
 _MEASURE_ZERO = "differs only when two floats are exactly equal, which the inputs never make"
 EQUIVALENT: dict[str, str] = {
     **{
@@ -50,11 +53,11 @@ EQUIVALENT: dict[str, str] = {
     "grpo_lab.rewards.x__scores__mutmut_5": _ANY_TASK_TYPE,
     "grpo_lab.rewards.x__completion_text__mutmut_7": "an empty conversation read as 'XXXX' instead of '': no answer "
     "is 'XXXX', so both score as a wrong answer",
-    "grpo_lab.tasks.x_max_samples__mutmut_11": "_plan's counts are not used here, only its spaces: 0 or 1 alike",
-    "grpo_lab.tasks.x_max_samples__mutmut_20": "at n = 0 every part asks for 0 problems, so the loop ends there anyway",
-    "grpo_lab.tasks.x_max_samples__mutmut_21": "stopping at 1 instead of 0 matters only for a range with no problem "
+    _TASKS + "11": "_plan's counts are not used here, only its spaces: 0 or 1 alike",
+    _TASKS + "20": "at n = 0 every part asks for 0 problems, so the loop ends there anyway",
+    _TASKS + "21": "stopping at 1 instead of 0 matters only for a range with no problem "
     "outside the suites; every operand range has some (the smallest maximum is 2)",
-    **{f"grpo_lab.tasks.x_max_samples__mutmut_{i}": _EQUAL_LENGTHS for i in (26, 29, 38)},
+    **{f"{_TASKS}{i}": _EQUAL_LENGTHS for i in (26, 29, 38)},
     "grpo_lab.filters.x__show__mutmut_4": "values are floats, text or integers, and repr and str of an integer agree",
     **{f"grpo_lab.stats.x__betainc__mutmut_{i}": _NEVER_TINY for i in (54, 56, 101, 103, 110, 112)},
     **{f"grpo_lab.stats.x__betainc__mutmut_{i}": _CONVERGED for i in (63, 117, 118, 119, 120)},
@@ -71,10 +74,11 @@ EQUIVALENT: dict[str, str] = {
 
 def patterns(module: str) -> list[str]:
     """The mutant names measured for ``module``: all of it, or its pure functions (PURE)."""
+    dotted = FILES.get(module, module).replace("/", ".")
     if module not in PURE:
-        return [f"grpo_lab.{module}.*"]
-    return [f"grpo_lab.{module}.x{'' if name.startswith('ǁ') else '_'}{name}__mutmut_*" if not name.endswith("*")
-            else f"grpo_lab.{module}.x{name}" for name in PURE[module]]  # fmt: skip
+        return [f"grpo_lab.{dotted}.*"]
+    return [f"grpo_lab.{dotted}.x{'' if name.startswith('ǁ') else '_'}{name}__mutmut_*" if not name.endswith("*")
+            else f"grpo_lab.{dotted}.x{name}" for name in PURE[module]]  # fmt: skip
 
 
 def statuses(module: str) -> dict[str, str]:
@@ -82,7 +86,7 @@ def statuses(module: str) -> dict[str, str]:
 
     from mutmut.stats import status_by_exit_code
 
-    meta = ROOT / "mutants" / "grpo_lab" / f"{module}.py.meta"
+    meta = ROOT / "mutants" / "grpo_lab" / f"{FILES.get(module, module)}.py.meta"
     data = json.loads(meta.read_text())
     wanted = patterns(module)
     return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()

@@ -93,6 +93,10 @@ def exercise(team):
     assert (team["cwd"] / "journal" / "assets" / f"{run_id}.png").exists()
     one = cli("journal", "render", run_id, "--stdout", "--db", url)
     assert one.returncode == 0 and one.stdout.count("### ") == 1
+    # the report beside the journal: its run data and page are scanned for the password with every other file
+    report = cli("report", "--db", url, "--out", str(team["cwd"] / "journal" / "report.html"))
+    assert report.returncode == 0 and "2 runs" in report.stdout, report.stderr
+    assert run_id in (team["cwd"] / "journal" / "report.html").read_text()
 
 
 def by_id(rows, run_id):
@@ -114,7 +118,7 @@ def test_the_password_is_found_nowhere(team):
         eval_env = conn.execute(text("SELECT environment FROM run WHERE id = :i"), {"i": team["eval"]}).scalar()
     found += [f"output of command {i}" for i, out in enumerate(team["outputs"]) if secret in out]
     files = [p for p in Path(team["cwd"]).rglob("*") if p.is_file()]
-    assert any("wandb" in p.parts for p in files) and any(p.suffix == ".md" for p in files)
+    assert any("wandb" in p.parts for p in files) and {".md", ".html", ".png"} <= {p.suffix for p in files}
     found += [str(p) for p in files if secret.encode() in p.read_bytes()]
     assert found == []
     # what is recorded still says where the store is, and reruns with the password from the user's environment

@@ -49,10 +49,10 @@ def _now() -> str:
 
 
 def grace_seconds(given: float | None = None) -> float:
-    """The grace period: ``given`` (--store_grace), else $GRPO_LAB_STORE_GRACE_SECONDS, else GRACE_SECONDS."""
+    """The grace period: ``given`` (--store_grace), else $GRPO_LAB_STORE_GRACE, else GRACE_SECONDS."""
     if given is not None:
         return given
-    return float(os.environ.get("GRPO_LAB_STORE_GRACE_SECONDS") or GRACE_SECONDS)
+    return float(os.environ.get("GRPO_LAB_STORE_GRACE") or GRACE_SECONDS)
 
 
 def path_for(output_dir: str | os.PathLike) -> Path:
