@@ -78,8 +78,8 @@ def record_of(url: str, run_id: str) -> dict:
         "status": status, "error": error, "verdict": verdict, "detail": detail,
         "summary": {k: v for k, v in json.loads(summary).items() if not any(t in k for t in timing)},
         "steps": [(s, steady(m)) for s, m in steps],
-        "samples": sql(url, "SELECT step, idx, prompt, completion, reward, advantage FROM sample WHERE run_id = %s "
-                       "ORDER BY step, idx", run_id),
+        "samples": sql(url, "SELECT step, idx, prompt, completion, reward, advantage, extracted FROM sample "
+                       "WHERE run_id = %s ORDER BY step, idx", run_id),
         "results": sql(url, "SELECT stage, split, dimension, grp, correct, total FROM result WHERE run_id = %s "
                        "ORDER BY 1, 2, 3, 4", run_id),
         "predictions": sql(url, "SELECT stage, split, idx, prompt, answer, completion, extracted, correct FROM "

@@ -183,7 +183,8 @@ def _records(db: Path) -> list[dict]:
     conn = sqlite3.connect(db)
     try:
         out = []
-        for run_id, kind, raw in conn.execute("SELECT id, kind, suites FROM run ORDER BY started_at, id"):
+        # in the order recorded: three evaluations of the tiny model can start within one second (started_at's unit)
+        for run_id, kind, raw in conn.execute("SELECT id, kind, suites FROM run ORDER BY rowid"):
             results = {(stage, split): (correct, total) for stage, split, correct, total in conn.execute(
                 "SELECT stage, split, correct, total FROM result WHERE run_id = ? AND dimension = 'overall'",
                 (run_id,))}  # fmt: skip

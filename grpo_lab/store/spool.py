@@ -174,14 +174,18 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _rows(value: Any, types: tuple) -> bool:
-    """Whether ``value`` is a list of rows whose fields have ``types`` (a type, or a tuple of them, per field)."""
+def _rows(value: Any, types: tuple, optional: tuple = ()) -> bool:
+    """Whether ``value`` is a list of rows whose fields have ``types`` (a type, or a tuple of them, per field),
+    then, where a row is longer, ``optional`` ones (each also None)."""
     if not isinstance(value, list):
         return False
     for row in value:
-        if not isinstance(row, list) or len(row) != len(types):
+        if not isinstance(row, list) or not len(types) <= len(row) <= len(types) + len(optional):
             return False
-        for field, kind in zip(row, types, strict=True):
+        extra = row[len(types) :]
+        if any(field is not None and not isinstance(field, kind) for field, kind in zip(extra, optional, strict=False)):
+            return False
+        for field, kind in zip(row[: len(types)], types, strict=True):
             if kind == "number":
                 if not _is_number(field):
                     return False
@@ -211,8 +215,8 @@ def _check_op(path: Path, number: int, op: Any) -> dict[str, Any]:
             for s in steps
         ):  # fmt: skip
             raise bad("its steps are not (step, metrics) pairs")
-        if not _rows(op.get("samples"), (int, int, str, str, "number", "number")):
-            raise bad("its samples are not (step, index, prompt, completion, reward, advantage) rows")
+        if not _rows(op.get("samples"), (int, int, str, str, "number", "number"), (str,)):
+            raise bad("its samples are not (step, index, prompt, completion, reward, advantage[, answer]) rows")
         if not _rows(op.get("results"), (str, str, str, str, int, int)):
             raise bad("its results are not (stage, split, dimension, group, correct, total) rows")
         predictions = op.get("predictions")
