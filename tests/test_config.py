@@ -95,6 +95,14 @@ def test_the_seeds_recipes_are_presets():
     } <= set(load_presets())
 
 
+def test_cpu_study_is_the_regime_the_v3_search_chose_with_arith_v2_held_out():
+    config = resolve({}, "cpu-study")
+    assert (config.model_name, config.learning_rate, config.max_steps, config.eval_suite) == (
+        "tiny-arith-2", 2e-4, 240, "arith-v2")  # fmt: skip
+    assert set(config.reserve) == {"arith-v2", "mixed-v2"} and config.exp_name == "cpu_study"
+    assert resolve({"beta": 0.0}, "cpu-study").exp_name == "cpu_study_beta0"
+
+
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         resolve({}, "nope")
