@@ -265,6 +265,9 @@ def run(
         from .training import check_with_trl
 
         check_with_trl(config)
+    from .store.spool import grace_seconds
+
+    grace_seconds(store_grace)  # a bad $GRPO_LAB_STORE_GRACE is refused now, not after the training
     for key, text in (("hypothesis", hypothesis), ("expected", expected), ("criteria", criteria)):
         if text:  # said before training, as it is recorded: what the run tests and what will decide it
             console.print(f"[bold]{key}[/] {esc(text)}" + (" (checked when the run ends)" if key == "criteria"
@@ -347,9 +350,11 @@ def resume(
     from . import launch
     from .display import LiveView, console, esc
     from .runner import quiet_libraries, resumable, resume_run
+    from .store.spool import grace_seconds
     from .tracking import choose_mode
 
     mode = choose_mode(wandb) if wandb else None
+    grace_seconds(store_grace)  # a bad $GRPO_LAB_STORE_GRACE is refused now, not after the training
     if launch.world_size() == 1:
         resumable(_open(db), run_id)  # refused read-only first: a refused resume leaves the store's bytes alone
     store = _open(db, write=True)

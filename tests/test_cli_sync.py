@@ -99,3 +99,15 @@ def test_a_spool_of_a_run_still_running_is_left_to_it(cli, isolated):
     proc = cli("sync", "out.spool.jsonl")
     assert proc.returncode == 2 and "is still running" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert db.read_bytes() == before
+
+
+def test_a_grace_from_the_environment_that_is_no_number_of_seconds_is_refused_before_anything(cli, isolated):
+    """$GRPO_LAB_STORE_GRACE is read at a run's end: a bad value is refused when the run (or resume) starts, in
+    one line, with no store written, not after the training."""
+    for value in ("abc", "nan", "-1", "1e99", "\x1b[2J"):
+        for command in (["run", "--preset", "cpu-quick", "--hypothesis", "h"], ["resume", "aaaa0001"]):
+            proc = cli(*command, env={"GRPO_LAB_STORE_GRACE": value})
+            assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            assert "$GRPO_LAB_STORE_GRACE=" in proc.stderr and "\x1b" not in proc.stderr
+    assert not (isolated / "grpo_lab.db").exists() and not (isolated / "runs").exists()
+    assert cli("run", "--preset", "cpu-quick", "--dry_run", env={"GRPO_LAB_STORE_GRACE": "12.5"}).returncode == 0

@@ -18,6 +18,7 @@ its owner only. Standard library only; the store's own methods do the SQL.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import threading
@@ -52,7 +53,17 @@ def grace_seconds(given: float | None = None) -> float:
     """The grace period: ``given`` (--store_grace), else $GRPO_LAB_STORE_GRACE, else GRACE_SECONDS."""
     if given is not None:
         return given
-    return float(os.environ.get("GRPO_LAB_STORE_GRACE") or GRACE_SECONDS)
+    raw = os.environ.get("GRPO_LAB_STORE_GRACE") or ""
+    if not raw.strip():
+        return GRACE_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 10**7:  # NaN too
+        raise GrpoLabError(f"$GRPO_LAB_STORE_GRACE={printable(raw)[:40]!r} is not a number of seconds from 0 to "
+                           "10000000; set it to e.g. 300, or unset it")  # fmt: skip
+    return seconds
 
 
 def path_for(output_dir: str | os.PathLike) -> Path:
