@@ -156,15 +156,9 @@ def _estimate(db: str | None, spec, planned) -> float | None:
     """A sweep's seconds from the store's finished runs like it; None where there is no store yet (a dry run
     creates none)."""
     from . import sweep as sw
-    from .store.location import NoStore, locate
 
-    path = locate(db).path
-    if path is not None and not path.exists():
-        return None
-    try:
-        return sw.estimate_seconds(_open(db), spec, planned)
-    except NoStore:  # an empty database
-        return None
+    store = _existing(db)
+    return None if store is None else sw.estimate_seconds(store, spec, planned)
 
 
 def _fetcher(db: str | None):
