@@ -409,12 +409,13 @@ def check(spec: SweepSpec) -> list[PlannedRun]:
                 check_with_trl(config)
             except GrpoLabError as exc:
                 raise ConfigError(f"sweep {spec.name}, arm {arm.name}: {exc}") from None
-    if spec.metric is not None:
-        sets = first[spec.arms[0].name].config.evaluated_sets()
+    if spec.metric is not None:  # every arm is compared on it, so every arm must have it
         from .metrics import valid_names
 
-        if spec.metric not in valid_names(sets):
-            raise ConfigError(f"sweep {spec.name}: metric {spec.metric!r} is not one of this sweep's metrics")
+        for arm in spec.arms:
+            if spec.metric not in valid_names(first[arm.name].config.evaluated_sets()):
+                raise ConfigError(f"sweep {spec.name}: metric {spec.metric!r} is not one of this sweep's metrics"
+                                  + ("" if arm is spec.arms[0] else f" (arm {arm.name} is not evaluated on it)"))
     return planned
 
 

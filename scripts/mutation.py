@@ -69,6 +69,18 @@ EQUIVALENT: dict[str, str] = {
     "grpo_lab.stats.x_t_quantile__mutmut_14": _MEASURE_ZERO,
     "grpo_lab.stats.x_t_quantile__mutmut_3": "bisection from 1001 instead of 1000 ends on the same float",
     "grpo_lab.stats.x_t_quantile__mutmut_5": "bisection has reached float precision long before 200 halvings",
+    **{f"grpo_lab.sweep.x_build__mutmut_{i}": _EQUAL_LENGTHS for i in (126, 129, 130, 136, 139, 140)},
+    "grpo_lab.sweep.x_load__mutmut_16": "reading the whole regular file instead of its first MB and a byte: the "
+    "same files are refused as too long (only the memory a huge file takes differs)",
+    "grpo_lab.sweep.x_load__mutmut_18": "a file of the limit and one byte is refused whether one or two more bytes "
+    "are read",
+    "grpo_lab.paths.x_same_file__mutmut_1": "where one path names a file and the other none, they are not one file "
+    "either way (samefile fails on the missing one; resolving gives two places)",
+    "grpo_lab.paths.x_check_target__mutmut_42": "the root directory always exists, so the search for the nearest "
+    "existing parent always finds one: its default is never used",
+    "grpo_lab.sweep.x_load__mutmut_27": "'UTF-8' and 'utf-8' name the same codec",
+    "grpo_lab.sweep.xǁSweepSpecǁto_dict__mutmut_11": "the key is popped only where it is there (its value is None): "
+    "a default for a missing key is never used",
 }
 
 

@@ -44,6 +44,16 @@ def test_same_file_sees_links_and_spellings(tree):
     assert not paths.same_file("a\0b", "a\0b")  # a name no file can have is no file
 
 
+def test_same_file_is_false_when_the_files_cannot_be_compared(tree, monkeypatch):
+    """Both there, but comparing them fails (one removed in between, a permission): not known to be one file."""
+
+    def vanished(a, b):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(paths.os.path, "samefile", vanished)
+    assert not paths.same_file(tree / "file.txt", tree / "link")
+
+
 def check(path, suffixes=(".html", ".htm"), store=None, others=None, option="--out"):
     paths.check_target(option, Path(path), "an HTML file, e.g. --out report.html", suffixes, store, others)
 
