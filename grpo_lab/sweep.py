@@ -414,8 +414,10 @@ def check(spec: SweepSpec) -> list[PlannedRun]:
 
         for arm in spec.arms:
             if spec.metric not in valid_names(first[arm.name].config.evaluated_sets()):
-                raise ConfigError(f"sweep {spec.name}: metric {spec.metric!r} is not one of this sweep's metrics"
-                                  + ("" if arm is spec.arms[0] else f" (arm {arm.name} is not evaluated on it)"))
+                raise ConfigError(
+                    f"sweep {spec.name}: metric {spec.metric!r} is not one of this sweep's metrics"
+                    + ("" if arm is spec.arms[0] else f" (arm {arm.name} is not evaluated on it)")
+                )
     return planned
 
 
