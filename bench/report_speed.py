@@ -3,7 +3,8 @@
     python bench/report_speed.py [--runs 1000] [--repeat 5] [--work bench/out] [--against OTHER_CHECKOUT]
 
 Builds (once, then reuses) a store of N runs shaped like real ones: 100 steps each with every metric TRL
-logs, 4 sample completions per step, accuracy per group before and after on train, held_out and arith-v1,
+logs, 4 sample completions per step with the answer the task read from each (as runs record it since m008),
+accuracy per group before and after on train, held_out and arith-v1,
 a note. Then, each --repeat times: the whole `grpo-lab report` command from a fresh process (interpreter
 start and imports included), and the page's load event in headless Chromium (Playwright driving the
 system's Chromium, a fresh browser context each time, a 1440 x 900 window), measured from the start of
@@ -11,7 +12,8 @@ navigation: the page has drawn what is in the window by then (its curves, the ta
 further down are drawn as they scroll into view. For scale, the load event of a page holding only the vendored
 plotly.js. Prints min / median / max. Targets: build <= 3 s, load <= 2 s. With --against, the same store's page
 is also built and opened with another checkout's grpo-lab (e.g. a worktree of main), alternating with this one's,
-so that a busy machine slows both alike: the pair, not the figures, is what to read there.
+so that a busy machine slows both alike: the pair, not the figures, is what to read there. Each checkout's
+grpo_lab is compiled to bytecode first, as pip does when it installs it (bench/bytecode.py).
 """
 
 import argparse
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bytecode import compile_package
 
 HERE = Path(__file__).resolve().parent
 # One step as TRL 1.16 logs it for a binary-reward GRPO run (the keys of a real run in journal/research.db).
@@ -36,6 +40,7 @@ TRL_KEYS = ("loss", "grad_norm", "learning_rate", "num_tokens", "completions/mea
 
 def synthetic_runs(n: int, steps: int = 100, per_step: int = 4):
     from grpo_lab.metrics import compute
+    from grpo_lab.rewards import extract_answer
     from grpo_lab.tasks import arithmetic_problem, comparison_problem
 
     rng = random.Random(0)
@@ -68,7 +73,8 @@ def synthetic_runs(n: int, steps: int = 100, per_step: int = 4):
                 p = comparison_problem(a, b) if mixed and k == 3 else arithmetic_problem(a, rng.choice("+-*"), b)
                 right = rng.random() < skill
                 completion = p.answer if right else rng.choice([f"{rng.randint(0, 400)}", " I think no", "7 + 3"])
-                samples.append((s, k, p.prompt, completion, 1.0 if right else -1.0, rng.gauss(0, 1)))
+                samples.append((s, k, p.prompt, completion, 1.0 if right else -1.0, rng.gauss(0, 1),
+                                extract_answer(completion, p.task_type)))  # fmt: skip
         results = []
         for stage, acc in (("before", 0.35), ("after", 0.35 + 0.3 * skill)):
             for split, total in (("train", 500), ("held_out", 200), ("arith-v1", 200)):
@@ -150,7 +156,8 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="another checkout of grpo-lab to time beside this one")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    db, html = args.work / f"report_{args.runs}.db", args.work / f"report_{args.runs}.html"
+    # v2: samples carry their extracted answer, as runs record them now (a store built before is not reused)
+    db, html = args.work / f"report_{args.runs}.v2.db", args.work / f"report_{args.runs}.html"
     if not db.exists():
         print(f"building a store of {args.runs} runs ...", flush=True)
         build_store(db, args.runs)
@@ -160,6 +167,8 @@ def main() -> None:
     floor.write_text(f"<!doctype html><html><head><meta charset=utf-8><script>{plotly_js()}</script></head>"
                      "<body></body></html>")  # fmt: skip
     checkouts = [None, args.against.resolve()] if args.against else [None]
+    for checkout in checkouts:
+        compile_package(checkout or HERE.parent)
     built = build_times(db, html, args.repeat, checkouts)
     other = html.with_name(f"{html.stem}.against.html")
     print(f"\n{args.runs} runs, {html.stat().st_size / 1e6:.1f} MB page; {args.repeat} times each")

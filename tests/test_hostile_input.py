@@ -670,6 +670,10 @@ def test_control_characters_an_older_store_holds_are_printed_as_escapes(tmp_path
     store.close()
     conn = sqlite3.connect(db)
     conn.execute("UPDATE run SET expected = CAST(x'6e6f7420ff7574662d38' AS TEXT)")  # 'not \xffutf-8'
+    conn.execute(
+        "INSERT INTO sample (run_id, step, idx, prompt, completion, reward, advantage, extracted) VALUES "
+        "('esc00001', 1, 0, 'Calculate: 1 + 1 = ', CAST(x'32ff' AS TEXT), 1.0, 0.0, CAST(x'32ff' AS TEXT))"
+    )
     conn.commit()
     conn.close()
     monkeypatch.setenv("GRPO_LAB_DB", str(db))
@@ -681,3 +685,10 @@ def test_control_characters_an_older_store_holds_are_printed_as_escapes(tmp_path
         assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown, (args, shown)
     assert "\\x1b[2J" in call("show", "esc00001").stdout.replace("\n", "")
     assert "not \ufffdutf-8" in call("show", "esc00001").stdout
+    assert call("report", "--out", "r.html").returncode == 0  # the report's own reads, too
+    page = (tmp_path / "r.html").read_text()
+    assert (
+        "not \ufffdutf-8" in page
+        and '[1,0,"Calculate: 1 + 1 = ","2\ufffd",1.0,0.0,"2\ufffd"]' in page
+        and "\x1b" not in page
+    )

@@ -63,7 +63,14 @@ def populate(s):
         add(s, f"grid{k:04d}", f"2026-01-0{k + 1}T00:00:00+00:00", beta=beta, seed=seed, held=held, name="grid",
             verdict=("confirmed", "arith-v1 0.56 >= 0.5") if k == 1 else None)  # fmt: skip
     add(s, "mixed001", "2026-01-05T00:00:00+00:00", dataset="mixed", name="mixed_run", held=0.6)
-    s.record("mixed001", samples=[(99, 0, COMPARISON, " I think yes.", 1.0, 0.123456789)])
+    s.record(
+        "mixed001",
+        samples=[
+            (99, 0, COMPARISON, " I think yes.", 1.0, 0.123456789),
+            (98, 0, "Calculate: 2 + 2 = ", "four", 1.0, 0.5, "4"),
+        ],
+    )  # its task's own reading
+    # fmt: skip
     add(s, "hostile1", "2026-01-06T00:00:00+00:00", name=HOSTILE_NAME, hypothesis=HOSTILE, completion=HOSTILE)
     s.add_note("hostile1", HOSTILE, "learning")
     add(s, "nanrun01", "2026-01-07T00:00:00+00:00", name="nan_run",
@@ -127,12 +134,15 @@ def test_curves_keep_nan_and_infinity_as_gaps(store):
 def test_samples_carry_the_answer_their_task_type_gives(store):
     samples = json.loads(bulk.samples_json(store, ["mixed001"])["mixed001"])
     by_key = {(s[0], s[1]): s for s in samples}
-    assert len(samples) == 25
-    assert by_key[(99, 0)][2:] == [COMPARISON, " I think yes.", 1.0, 0.1235]
-    assert by_key[(3, 1)][2:] == ["Calculate: 3 + 1 = ", "4 7 apples", 0.0, -0.5]
+    assert len(samples) == 26
+    assert by_key[(99, 0)][2:] == [COMPARISON, " I think yes.", 1.0, 0.1235, None]
+    assert by_key[(3, 1)][2:] == ["Calculate: 3 + 1 = ", "4 7 apples", 0.0, -0.5, None]
+    assert by_key[(98, 0)][2:] == ["Calculate: 2 + 2 = ", "four", 1.0, 0.5, "4"]  # the answer its run recorded
+    # what the report works out itself: the texts of the samples recorded without their answer
     prompts, completions = bulk.texts(store, ["mixed001"])
-    assert len(prompts) == len(set(prompts)) == len({s[2] for s in samples})
-    assert sorted(completions) == sorted({s[3] for s in samples})
+    samples = [s for s in samples if s[6] is None]
+    assert len(prompts) == len(set(prompts)) == len({s[2] for s in samples}) and "Calculate: 2 + 2 = " not in prompts
+    assert sorted(completions) == sorted({s[3] for s in samples}) and "four" not in completions
     tables = rp.answer_tables(prompts, completions)
     kinds, task = tables["kinds"], dict(tables["tasks"])
     answers = {c: dict(zip(kinds, rest, strict=True)) for c, *rest in tables["answers"]}
@@ -408,10 +418,14 @@ def test_a_run_its_intent_accuracy_and_samples(cli, store, isolated, chromium):
     assert page.locator("#sample-step").input_value() == "99"
     row = detail.locator("table.samples tbody tr").first.locator("td").all_text_contents()
     assert row[1:4] == [COMPARISON, " I think yes.", "yes"]
+    page.locator("button", has_text="previous step").click()  # a sample recorded with its answer: as its run read it
+    assert page.locator("#sample-step").input_value() == "98"
+    row = detail.locator("table.samples tbody tr").first.locator("td").all_text_contents()
+    assert row[1:4] == ["Calculate: 2 + 2 = ", "four", "4"]
     page.locator("button", has_text="previous step").click()
     assert page.locator("#sample-step").input_value() == "12"
     page.select_option("#sample-step", "all")
-    assert detail.locator("table.samples tbody tr").count() == 25
+    assert detail.locator("table.samples tbody tr").count() == 26
 
     page.locator("#runs tr[data-id=failed01] a").first.click()
     assert detail.locator(".error").text_content() == "RuntimeError: <boom>"

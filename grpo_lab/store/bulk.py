@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .location import Location, StoreError
-from .sqlite_read import connect_read
+from .sqlite_read import connect_read, lenient_text
 
 RUN_COLUMNS = ("id", "kind", "exp_name", "status", "hypothesis", "expected", "criteria", "command", "resolved_command",
                "error", "tags", "model_name", "started_at", "duration_s", "verdict", "verdict_detail", "git_commit",
@@ -72,12 +72,24 @@ def _in_ids(location: Location, run_ids: Sequence[str]) -> tuple[str, Any]:
 
 def _query(location: Location, sql: str, params: Sequence[Any]):
     with closing(_connect(location)) as conn:
-        cursor = conn.cursor()
+        if location.path is not None:  # sqlite3's own decoding, in C: a Python call per text value cost 0.1 s
+            conn.text_factory = str
         try:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+            return _fetch(conn, sql, params)
+        except sqlite3.OperationalError as exc:  # bytes that are not UTF-8 (another program wrote them): read
+            if not str(exc).startswith("Could not decode to UTF-8"):  # again, as U+FFFD, the reader's way
+                raise
+            conn.text_factory = lenient_text
+            return _fetch(conn, sql, params)
+
+
+def _fetch(conn, sql: str, params: Sequence[Any]):
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def runs(source: Source, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -175,35 +187,38 @@ def _sample_number(value: float | None) -> float | None:
 
 
 def samples_json(source: Source, run_ids: Sequence[str]) -> dict[str, str]:
-    """Each run's sample completions as JSON text, ``[[step, idx, prompt, completion, reward, advantage], ...]``
-    in no particular order (sort by step and idx), reward and advantage rounded to 4 decimals. SQLite builds it
-    all, with no Python call per row (the report looks up each answer by prompt and completion: texts())."""
+    """Each run's sample completions as JSON text, ``[[step, idx, prompt, completion, reward, advantage,
+    extracted], ...]`` in no particular order (sort by step and idx), reward and advantage rounded to 4 decimals,
+    ``extracted`` the answer the run's task read from the completion (null where it found none, and for samples
+    recorded before runs kept it: texts() gives what the report needs to work those out). SQLite builds it all,
+    with no Python call per row."""
     location = _location(source)
     ids, param = _in_ids(location, run_ids)
     if location.path is None:
-        rows = _query(location, "SELECT run_id, step, idx, prompt, completion, reward, advantage FROM sample "
-                      f"WHERE run_id {ids} ORDER BY run_id", [param])  # fmt: skip
+        rows = _query(location, "SELECT run_id, step, idx, prompt, completion, reward, advantage, extracted FROM "
+                      f"sample WHERE run_id {ids} ORDER BY run_id", [param])  # fmt: skip
         out = {}
         for rid, group in groupby(rows, key=lambda r: r[0]):
-            samples = [[step, idx, prompt, completion, _sample_number(reward), _sample_number(advantage)]
-                       for _, step, idx, prompt, completion, reward, advantage in group]  # fmt: skip
+            samples = [[step, idx, prompt, completion, _sample_number(reward), _sample_number(advantage), extracted]
+                       for _, step, idx, prompt, completion, reward, advantage, extracted in group]  # fmt: skip
             out[rid] = json.dumps(samples, ensure_ascii=False, allow_nan=False)
         return out
     return dict(_query(
         location,
         f"SELECT run_id, json_group_array(json_array(step, idx, prompt, completion, "
-        f"{_SAMPLE_NUMBER.format('reward')}, {_SAMPLE_NUMBER.format('advantage')})) "
+        f"{_SAMPLE_NUMBER.format('reward')}, {_SAMPLE_NUMBER.format('advantage')}, extracted)) "
         f"FROM sample WHERE run_id {ids} GROUP BY run_id",
         [param],
     ))  # fmt: skip
 
 
 def texts(source: Source, run_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The distinct prompts and the distinct completions of these runs' samples (they repeat a lot: 1,764 and
-    425 among a 1,000-run store's 400,000 samples)."""
+    """The distinct prompts and the distinct completions of these runs' samples that carry no extracted answer
+    (recorded before runs kept it, or where the task found none): the report works their answers out once per
+    distinct text (they repeat a lot: 1,764 and 425 among a 1,000-run store's 400,000 samples)."""
     location = _location(source)
     ids, param = _in_ids(location, run_ids)
+    distinct = "SELECT DISTINCT {} FROM sample WHERE run_id {} AND extracted IS NULL"
     return tuple(  # type: ignore[return-value]
-        [r[0] for r in _query(location, f"SELECT DISTINCT {col} FROM sample WHERE run_id {ids}", [param])]
-        for col in ("prompt", "completion")
+        [r[0] for r in _query(location, distinct.format(col, ids), [param])] for col in ("prompt", "completion")
     )

@@ -96,18 +96,18 @@ def connect_read(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(read_uri(path), uri=True, timeout=TIMEOUT_S, check_same_thread=False)
     except sqlite3.Error as exc:
         raise explain(exc, path) or exc from None
-    conn.text_factory = _text
+    conn.text_factory = lenient_text
     return conn
 
 
 def connect_write(path: Path) -> sqlite3.Connection:
     """A read-write connection (creating the file), for the SQLAlchemy engine of a store that records."""
     conn = sqlite3.connect(sqlite_uri(path, mode="rwc"), uri=True, timeout=TIMEOUT_S, check_same_thread=False)
-    conn.text_factory = _text
+    conn.text_factory = lenient_text
     return conn
 
 
-def _text(raw: bytes) -> str:
+def lenient_text(raw: bytes) -> str:
     """A text column as Python reads it: bytes that are not UTF-8 (another program wrote them) read as U+FFFD
     rather than failing the whole query."""
     return raw.decode("utf-8", "replace")
