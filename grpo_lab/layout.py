@@ -74,15 +74,13 @@ def _flex_widths(kept: Sequence[Column], width: int) -> dict[str, int]:
 def plain(columns: Sequence[Column]) -> str:
     """Every column in full, aligned with two spaces, the last one unpadded: for files, pipes, grep and awk."""
     texts = [[c.header, *c.cells] for c in columns]
-    if len({len(t) for t in texts}) > 1:
-        raise ValueError("every column of a table has one cell per row")
-    cells = [[width_of(t) for t in column] for column in texts]  # each text measured once
-    widths = [max(column) for column in cells]
+    measured = [[width_of(t) for t in column] for column in texts]  # each text measured once
+    widths = [max(column) for column in measured]
     lines = []
-    for r in range(len(texts[0]) if texts else 0):
+    for row, row_widths in zip(zip(*texts, strict=True), zip(*measured, strict=True), strict=True):
         parts = []
-        for i, col in enumerate(columns):
-            text, pad = texts[i][r], " " * (widths[i] - cells[i][r])
+        for i, (text, col, w, own) in enumerate(zip(row, columns, widths, row_widths, strict=True)):
+            pad = " " * (w - own)
             last = i == len(columns) - 1
             parts.append(pad + text if col.right else text + ("" if last else pad))
         lines.append("  ".join(parts).rstrip())
