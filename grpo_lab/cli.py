@@ -1287,11 +1287,12 @@ def _terminate(signum, frame):
 
 
 def _leave_now(signum, frame):
-    """Ctrl-C once the command is done (libraries' exit hooks run: WandB's, tempfile's): leave quietly."""
+    """Ctrl-C or SIGTERM once the command is done (its folder removed, libraries' exit hooks: WandB's, tempfile's):
+    leave quietly, with the signal's exit code (130 for Ctrl-C, 143 for SIGTERM)."""
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(130)
+    os._exit(128 + signum)
 
 
 def main() -> None:
@@ -1301,16 +1302,26 @@ def main() -> None:
     if not sys.stderr.isatty():  # piped to a log: no library's progress bar (tqdm reads this when imported)
         os.environ.setdefault("TQDM_DISABLE", "1")
     follow_parent()  # a process a grpo-lab command started dies with it
-    if threading.current_thread() is threading.main_thread():
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
         # SIGTERM (kill, timeout, Slurm) unwinds like Ctrl-C, so temporary files and records are cleaned up
         signal.signal(signal.SIGTERM, _terminate)
     code = 0
+    held: list[int] = []
     try:
         with private_tmp():  # what libraries leave in the temporary folder goes when the command ends
-            code = _command(sys.argv[1:])
+            try:
+                code = _command(sys.argv[1:])
+            finally:
+                if main_thread:  # the command is over: a Ctrl-C or kill while its folder goes waits for the end
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(signum, lambda signum, frame: held.append(signum))
     finally:
-        if threading.current_thread() is threading.main_thread():
+        if main_thread:
             signal.signal(signal.SIGINT, _leave_now)  # no traceback from an exit hook a late Ctrl-C cuts
+            signal.signal(signal.SIGTERM, _leave_now)
+        if held:  # whether the command succeeded or failed with its one line: the signal's exit code
+            _leave_now(held[0], None)
     raise SystemExit(code or 0)
 
 

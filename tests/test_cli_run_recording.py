@@ -164,6 +164,35 @@ def test_interrupts_are_recorded_and_keep_everything(isolated, sig, code, error)
     assert err.strip().splitlines()[-1].startswith("grpo-lab: error: run ")
 
 
+SIGNAL_WHILE_THE_FOLDER_GOES = """
+import os, shutil, sys
+import grpo_lab.processes
+from grpo_lab.cli import main
+real, signum = shutil.rmtree, int(sys.argv[1])
+def rmtree(path, *args, **kwargs):  # the signal lands just as the command's own folder is removed
+    if os.path.basename(path).startswith(grpo_lab.processes.PREFIX):
+        os.kill(os.getpid(), signum)
+    real(path, *args, **kwargs)
+grpo_lab.processes.shutil.rmtree = rmtree
+sys.argv = ["grpo-lab", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("sig", "args"), [(signal.SIGINT, ["models"]), (signal.SIGTERM, ["show", "nosuchrun"])])
+def test_a_signal_while_the_temporary_folder_goes_waits_for_it(isolated, sig, args):
+    """The command is over (done, or failed with its one line) and a Ctrl-C or SIGTERM lands while its temporary
+    folder is removed (CI once saw a KeyboardInterrupt traceback there): the folder still goes, no traceback, and
+    the exit code is the signal's."""
+    tmp = isolated / "tmp"
+    tmp.mkdir()
+    cmd = [sys.executable, "-c", SIGNAL_WHILE_THE_FOLDER_GOES, str(int(sig)), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp)}, timeout=120)
+    assert proc.returncode == 128 + sig, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert list(tmp.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_ctrl_c_again_and_again_prints_no_traceback(isolated):
     """A terminal's Ctrl-C reaches the whole process group (WandB's service too), again while the run records
