@@ -11,6 +11,7 @@ rejected and unchecked; beside them, the claim is said in words ("no worse than 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,7 +220,8 @@ def forest_text(model: Forest, width: int = 80) -> list[str]:
         lines.append(f"{name.ljust(name_w)} {numbers} {''.join(cells)}"[:width])
         words = r.words + (f"; detectable >= {abs(r.mde) * (100 if model.points else 1):.2g}"
                            f"{' pt' if model.points else ''}" if r.mde is not None else "")  # fmt: skip
-        lines.append((" " * (name_w + 1) + words)[:width])
+        indent = " " * (name_w + 1)  # the verdict in words, wrapped rather than cut at the width
+        lines += textwrap.wrap(words, width, initial_indent=indent, subsequent_indent=indent + "  ")
     scale = f"{model.shown(lo)} .. {model.shown(hi)} {model.unit}".strip()
     lines.append(" " * (name_w + num_w + 2) + f"axis {scale}; | zero" + ("; : threshold" if model.thresholds else ""))
     return [line[:width].rstrip() for line in lines]

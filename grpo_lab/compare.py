@@ -131,6 +131,7 @@ class Table:
     changes: set[str] = field(default_factory=set)  # accuracy columns shown as "before -> after" (COL_before)
     selected: int | None = None  # when a page was shown: how many runs the filters selected in all
     points: bool = False  # a paired table of accuracies: differences in percentage points
+    grouped: bool = False  # rows are seed groups or paired comparisons, every cell drawn by cell()
     asked: set[str] = field(default_factory=set)  # fields --where or --sort named: a terminal keeps them first
 
 
@@ -210,6 +211,7 @@ def build_table(rows: list[dict[str, Any]], all_columns: bool = False, group_by_
     table = Table(columns, flat, percent, marked=marked)
     if group_by_seed:
         table.rows, table.columns = _group_by_seed(rows, flat, columns, result_cols)
+        table.grouped = True
     if any(not r["suites_disjoint"] for r in table.rows) and suites:
         table.notes.append(OLD_NOTE)
     if any(r["git_dirty"] for r in table.rows):
@@ -365,8 +367,7 @@ def paired_table(rows: list[dict[str, Any]], baseline: str, metric: str | None =
         f"permutation test; p_holm: Holm-adjusted over the {len(tested)} groups; mde: the difference these seeds "
         f"detect 80% of the time at p_holm < {answer.ALPHA:g})"
     )
-    table = Table(columns, out, percent, title=title)
-    table.points = is_acc
+    table = Table(columns, out, percent, title=title, points=is_acc, grouped=True)
     return table
 
 
@@ -585,7 +586,7 @@ def _formatter(table: Table, col: str):
 def to_markdown(table: Table) -> str:
     lines = [f"**{printable(table.title)}**\n"] if table.title else []
     lines += ["| " + " | ".join(table.columns) + " |", "|" + "|".join(" --- " for _ in table.columns) + "|"]
-    if "n" in table.columns:  # grouped or paired
+    if table.grouped:  # seed groups or paired rows (whose n may have been said once, in the title)
         for row in table.rows:
             lines.append("| " + " | ".join(printable(cell(table, row, c)).replace("|", "/") for c in table.columns)
                          + " |")  # fmt: skip

@@ -308,6 +308,27 @@ def test_compare_sweep_of_the_replication_begins_with_its_answer_and_says_what_i
     assert by_arm["temp1"]["verdict_words"] == "no worse than baseline by 2 pt: confirmed"
 
 
+def test_compare_sweep_md_of_a_sweep_whose_arms_share_their_seeds_keeps_every_number(tmp_path):
+    """replication-v3's store (copied), where every arm has the same 12 seeds: n and seeds are said once above the
+    paired table, which still shows each difference in points with its interval (it once fell back to the run
+    table's cells: "-0.8%" and no interval), and every verdict in words is wrapped whole within 80 columns."""
+    import shutil
+
+    from conftest import call
+
+    db = tmp_path / "r3.db"
+    shutil.copy(sw.Path(__file__).parents[1] / "research" / "replication-v3" / "study.db", db)
+    out = call("compare", "--sweep", "replication-v3", "--db", str(db), "--format", "md").stdout
+    forest = out[out.index("```text") : out.index("```", out.index("```text") + 1)].splitlines()[1:]
+    assert all(len(line) <= 80 for line in forest)
+    words = " ".join(line.strip() for line in forest)
+    assert "no worse than baseline by 2 pt: not shown, ci_low -8.53 pt; detectable >= 3 pt" in words
+    paired = out[out.index("**Paired by seed") :]
+    assert "every row: n 12; seeds 1,2,3,4,5,6,7,8,9,10,11,12" in paired.splitlines()[0]
+    mixed = next(line for line in paired.splitlines() if line.startswith("| replication-v3_mixed |"))
+    assert "| -7.0 pt ± 2.3 | [-8.5, -5.6] |" in mixed and "| chl1qxto +11 |" in mixed
+
+
 @pytest.mark.slow
 def test_an_underpowered_sweep_run_anyway_is_recorded_so(cli, isolated):
     tiny = [a for k, v in {**TINY, "max_steps": 1, "eval_samples": 4}.items() for a in ("--set", f"{k}={v}")]
