@@ -8,6 +8,7 @@ and exit code 2. Commands that neither train nor evaluate never import torch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import math
 import os
@@ -1346,4 +1347,10 @@ def _command(args: list[str]) -> int:
         fail("terminated", 143)
     except (KeyboardInterrupt, typer.Abort):
         fail("interrupted", 130)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        with contextlib.suppress(OSError):  # what stdout still holds could not be written at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        fail(f"{exc.strerror or 'no space left'} while writing the output; free some space, or send it elsewhere")
     return code

@@ -692,3 +692,19 @@ def test_control_characters_an_older_store_holds_are_printed_as_escapes(tmp_path
         and '[1,0,"Calculate: 1 + 1 = ","2\ufffd",1.0,0.0,"2\ufffd"]' in page
         and "\x1b" not in page
     )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["runs"], ["compare", "--sweep", "replication-v3", "--format", "md"]])
+def test_output_to_a_full_disk_is_one_line_and_the_store_unchanged(tmp_path, args):
+    """stdout on a full device (/dev/full): one line that says what to do, exit 2, no traceback and no
+    'Exception ignored' at exit, and the store read is byte-identical."""
+    db = tmp_path / "store.db"
+    shutil.copy(Path(__file__).parents[1] / "research" / "replication-v3" / "study.db", db)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", "from grpo_lab.cli import main; main()", *args, "--db", str(db)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "free some space, or send it elsewhere" in proc.stderr, proc.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
